@@ -1,0 +1,37 @@
+# Everyday verbs. The two that matter on a fresh machine: `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+.PHONY: help up down status demo test lint fmt unit build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+up: ## bring the local stack up (installs what is missing on first use)
+	@scripts/stack.sh up
+
+down: ## stop the local stack and remove its data (logs stay in .troupe/logs)
+	@scripts/stack.sh down
+
+status: ## show what runs
+	@scripts/stack.sh status
+
+demo: ## the main job: stack up, processors running, orders through the saga, outcome
+	@scripts/demo.sh
+
+test: ## everything CI runs: fmt, clippy, unit and integration tests against the real stack
+	@scripts/test.sh
+
+lint: ## fmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+unit: ## unit tests only (no servers)
+	cargo test --workspace --lib --bins --locked
+
+build: ## build every binary
+	cargo build --workspace --bins --locked

@@ -1,0 +1,121 @@
+//! `troupe`: the operator's command line.
+
+mod registry_client;
+mod schemas;
+mod topics;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "troupe",
+    version,
+    about = "Operate troupe: topics, schemas and saga traffic"
+)]
+struct Cli {
+    /// The topology file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "topics.yaml",
+        env = "TROUPE_TOPICS_FILE"
+    )]
+    topics_file: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and check topics from topics.yaml.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Register and check the Avro schemas under schemas/.
+    #[command(subcommand)]
+    Schemas(schemas::SchemasCommand),
+}
+
+/// What a command reports when it ran but found a problem (drift, incompatibility): the
+/// details are printed already; the process exits 1.
+#[derive(Debug)]
+pub struct Failed;
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("check failed")
+    }
+}
+
+impl std::error::Error for Failed {}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = error.print();
+                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line: clap's first line, without the usage block.
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "troupe: {} (see troupe --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Topics(command) => topics::run(command, &cli.topics_file).await,
+            Command::Schemas(command) => schemas::run(command, &cli.topics_file).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<Failed>() => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("troupe: {}", one_line(&error));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Reads and parses the topology file.
+pub fn load_topology(path: &std::path::Path) -> anyhow::Result<troupe_events::topology::Topology> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(troupe_events::topology::Topology::parse(&text)?)
+}

@@ -1,0 +1,142 @@
+//! Connection settings, defaults in code, overridden by the environment.
+//!
+//! The variable names are the ones `.troupe/stack.env` exports after `make up`, and the ones a
+//! Helm `env:` entry sets in production.
+
+use std::time::Duration;
+
+/// The default ports of the local stack (`scripts/stack.sh`), all on 127.0.0.1.
+pub mod ports {
+    pub const KAFKA: u16 = 29092;
+    pub const SCHEMA_REGISTRY: u16 = 28081;
+    pub const POSTGRES: u16 = 25432;
+    pub const CQL: u16 = 29042;
+    pub const PROMETHEUS: u16 = 29090;
+}
+
+/// Reads `name` from the environment, or `default` when unset or empty.
+pub fn env_or(name: &str, default: impl Into<String>) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => default.into(),
+    }
+}
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `TROUPE_KAFKA_BOOTSTRAP`: comma-separated `host:port` list.
+    pub bootstrap: String,
+    /// How long an administrative call may take before the broker counts as unreachable.
+    pub request_timeout: Duration,
+}
+
+impl KafkaConfig {
+    pub fn from_env() -> Self {
+        Self {
+            bootstrap: env_or(
+                "TROUPE_KAFKA_BOOTSTRAP",
+                format!("127.0.0.1:{}", ports::KAFKA),
+            ),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How to reach a Confluent-compatible schema registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// `TROUPE_SCHEMA_REGISTRY_URL`, e.g. `http://127.0.0.1:28081`.
+    pub url: String,
+}
+
+impl RegistryConfig {
+    pub fn from_env() -> Self {
+        Self {
+            url: env_or(
+                "TROUPE_SCHEMA_REGISTRY_URL",
+                format!("http://127.0.0.1:{}", ports::SCHEMA_REGISTRY),
+            ),
+        }
+    }
+}
+
+/// How to reach PostgreSQL. Each service appends its own database name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `TROUPE_POSTGRES_URL`: a server URL without a database path, e.g.
+    /// `postgres://troupe@127.0.0.1:25432`.
+    pub url: String,
+}
+
+impl PostgresConfig {
+    pub fn from_env() -> Self {
+        Self {
+            url: env_or(
+                "TROUPE_POSTGRES_URL",
+                format!("postgres://troupe@127.0.0.1:{}", ports::POSTGRES),
+            ),
+        }
+    }
+
+    /// The URL of one database on this server.
+    pub fn database_url(&self, database: &str) -> String {
+        with_database(&self.url, database)
+    }
+}
+
+/// Replaces (or adds) the database path of a PostgreSQL URL, keeping any query string.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{}", &base[..authority_end], database);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// How to reach the CQL read-model store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScyllaConfig {
+    /// `TROUPE_SCYLLA_NODES`: comma-separated `host:port` list.
+    pub nodes: Vec<String>,
+}
+
+impl ScyllaConfig {
+    pub fn from_env() -> Self {
+        let nodes = env_or("TROUPE_SCYLLA_NODES", format!("127.0.0.1:{}", ports::CQL));
+        Self {
+            nodes: nodes
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_is_set_on_urls_with_and_without_a_path() {
+        assert_eq!(
+            with_database("postgres://troupe@127.0.0.1:25432", "order"),
+            "postgres://troupe@127.0.0.1:25432/order"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@db:5432/postgres?sslmode=disable", "payment"),
+            "postgres://u:p@db:5432/payment?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://db/", "x"), "postgres://db/x");
+    }
+}

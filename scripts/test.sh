@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`: what CI runs. Format and lint first (cheap), then every test against the real
+# local stack, which this script brings up (and leaves up for the next run to reuse).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+
+step "build binaries and tests"
+cargo build --workspace --bins --tests --locked --quiet
+
+step "local stack"
+scripts/stack.sh up
+# shellcheck disable=SC1091
+source "${TROUPE_HOME:-$ROOT/.troupe}/stack.env"
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

@@ -1,0 +1,190 @@
+//! `troupe topics apply|check` against the real broker, on topics unique to each test.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+use troupe_e2e::TempDir;
+use troupe_testkit::{binary, stack, unique};
+
+fn troupe(args: &[&str], topics_file: &Path) -> Output {
+    Command::new(binary("troupe"))
+        .args(args)
+        .arg("--topics-file")
+        .arg(topics_file)
+        .env("TROUPE_KAFKA_BOOTSTRAP", &stack().kafka_bootstrap)
+        .output()
+        .expect("run troupe")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn write_topology(dir: &TempDir, topics: &[(&str, i32)]) -> std::path::PathBuf {
+    let mut yaml = String::from("topics:\n");
+    for (name, partitions) in topics {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    key: order_id\n    partitions: {partitions}\n"
+        ));
+    }
+    let path = dir.path().join("topics.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn apply_creates_missing_topics_and_is_idempotent() {
+    let dir = TempDir::new("topics");
+    let a = unique("apply.a");
+    let b = unique("apply.b");
+    let file = write_topology(&dir, &[(&a, 3), (&b, 1)]);
+
+    let check = troupe(&["topics", "check"], &file);
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "missing topics fail the check"
+    );
+    assert!(stdout(&check).contains(&format!("missing   {a}")));
+
+    let first = troupe(&["topics", "apply"], &file);
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        stdout(&first).contains(&format!("created   {a}")),
+        "{}",
+        stdout(&first)
+    );
+    assert!(
+        stdout(&first).contains(&format!("created   {b}")),
+        "{}",
+        stdout(&first)
+    );
+
+    let second = troupe(&["topics", "apply"], &file);
+    assert!(second.status.success(), "{second:?}");
+    assert!(!stdout(&second).contains("created"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains(&format!("in sync   {a}")),
+        "{}",
+        stdout(&second)
+    );
+
+    let check = troupe(&["topics", "check"], &file);
+    assert!(check.status.success(), "{}", stdout(&check));
+}
+
+#[tokio::test]
+async fn drift_is_reported_and_nothing_is_changed() {
+    let dir = TempDir::new("drift");
+    let topic = unique("drift");
+    // Someone created the topic by hand with 2 partitions; topics.yaml says 4.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .create()
+        .unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    let file = write_topology(&dir, &[(&topic, 4)]);
+
+    let file_for_check = file.clone();
+    let check = tokio::task::spawn_blocking(move || troupe(&["topics", "check"], &file_for_check))
+        .await
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("partitions: topics.yaml says 4, broker has 2"),
+        "{}",
+        stdout(&check)
+    );
+
+    let apply = tokio::task::spawn_blocking(move || troupe(&["topics", "apply"], &file))
+        .await
+        .unwrap();
+    assert!(
+        apply.status.success(),
+        "apply reports drift but does not fail"
+    );
+    assert!(
+        stdout(&apply).contains(&format!("drift     {topic}")),
+        "{}",
+        stdout(&apply)
+    );
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        metadata.topics()[0].partitions().len(),
+        2,
+        "apply must not alter the topic"
+    );
+}
+
+#[test]
+fn an_unreachable_broker_is_one_line_and_non_zero() {
+    let dir = TempDir::new("unreachable");
+    let file = write_topology(&dir, &[("t", 1)]);
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let output = Command::new(binary("troupe"))
+        .args(["topics", "check", "--topics-file"])
+        .arg(&file)
+        .env("TROUPE_KAFKA_BOOTSTRAP", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("troupe: cannot reach Kafka at 127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_exit_2() {
+    for args in [
+        &["topics", "frobnicate"][..],
+        &["--no-such-flag"],
+        &["topics", "apply", "extra"],
+    ] {
+        let output = Command::new(binary("troupe")).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("troupe: "), "{stderr}");
+    }
+    let missing = Command::new(binary("troupe"))
+        .args([
+            "topics",
+            "check",
+            "--topics-file",
+            "/nonexistent/topics.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot read /nonexistent/topics.yaml"),
+        "{stderr}"
+    );
+}
