@@ -188,3 +188,37 @@ fn bad_arguments_are_one_line_and_exit_2() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn config_drift_is_reported() {
+    let dir = TempDir::new("config-drift");
+    let topic = unique("cfgdrift");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .create()
+        .unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("retention.ms", "1000")],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    let path = dir.path().join("topics.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "topics:\n  - name: {topic}\n    key: order_id\n    partitions: 1\n    config:\n      retention.ms: \"2000\"\n"
+        ),
+    )
+    .unwrap();
+    let check = tokio::task::spawn_blocking(move || troupe(&["topics", "check"], &path))
+        .await
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("retention.ms: topics.yaml says 2000, broker has 1000"),
+        "{}",
+        stdout(&check)
+    );
+}

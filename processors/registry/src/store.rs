@@ -341,8 +341,10 @@ impl Store {
             return Err(ApiError::SubjectNotFound(subject.to_owned()));
         }
         // `latest` means the latest live version for a soft delete, and the latest of all for
-        // a permanent one (which must already be soft-deleted).
-        let found = find_version(&mut tx, subject, spec, permanent).await?;
+        // a permanent one (which must already be soft-deleted). A numbered version is found
+        // either way, so deleting it twice says so rather than "not found".
+        let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
+        let found = find_version(&mut tx, subject, spec, include_deleted).await?;
         let deleted: bool = sqlx::query_scalar(
             "SELECT deleted FROM subject_versions WHERE subject = $1 AND version = $2",
         )
