@@ -144,11 +144,12 @@ up_postgres() {
     "${run_as[@]}" "$bin/initdb" -D "$data" -U troupe --auth=trust -E UTF8 --no-locale \
       >>"$LOGS/postgres.log" 2>&1 || die "postgres: initdb failed: $(last_log_line postgres)"
   fi
-  touch "$LOGS/postgres.log"
-  as_root && chown postgres: "$LOGS/postgres.log"
-  "${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t "$START_TIMEOUT" \
+  # The server writes its log inside the data directory, which the postgres user can always
+  # reach; `down` copies it to $LOGS before removing the data.
+  "${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t "$START_TIMEOUT" \
     -o "-p $POSTGRES_PORT -h 127.0.0.1 -k '' -c max_connections=400 -c shared_buffers=256MB" \
-    start >/dev/null 2>&1 || die "postgres: did not start: $(last_log_line postgres)"
+    start >>"$LOGS/postgres.log" 2>&1 ||
+    die "postgres: did not start: $(tail -n 1 "$data/server.log" 2>/dev/null || last_log_line postgres)"
   wait_healthy postgres "pg_isready -q -h 127.0.0.1 -p $POSTGRES_PORT"
   head -n 1 "$data/postmaster.pid" >"$RUN/postgres.pid"
   say "postgres   started on 127.0.0.1:$POSTGRES_PORT"
@@ -348,6 +349,7 @@ cmd_down() {
       "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres "$pid"
     fi
   fi
+  [[ -f $data/server.log ]] && cat "$data/server.log" >>"$LOGS/postgres.log"
   [[ -L $data ]] && rm -rf "$(readlink -f "$data")"
   rm -rf "$RUN" "$data" "$TROUPE_HOME/prometheus" "$TROUPE_HOME/stack.env"
   say "stack is down; logs kept in $LOGS"
