@@ -1,6 +1,17 @@
 //! troupe's event contract, free of Kafka, databases and the network.
 //!
-//! - [`topology`]: the model of `topics.yaml`, the single source of truth for topics and the
-//!   schema subjects they carry.
+//! - [`topology`]: the model of `topics.yaml`;
+//! - [`domain`]: the events handlers see (always the current version);
+//! - [`avro`]: mapping to and from Avro values of the published schemas;
+//! - [`catalog`]: every schema file, embedded; [`topics`]: topic names;
+//! - [`validate`]: the structural rules every event obeys.
 
+pub mod avro;
+pub mod catalog;
+pub mod domain;
+pub mod topics;
 pub mod topology;
+pub mod samples;
+pub mod validate;
+
+pub use domain::{Envelope, Event, EventType, Metadata};
