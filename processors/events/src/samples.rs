@@ -157,7 +157,9 @@ pub fn sample(event_type: EventType, order_id: Uuid) -> Envelope {
 
 #[cfg(test)]
 mod tests {
-    use apache_avro::{GenericDatumReader, GenericDatumWriter, Schema};
+    use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::writer::datum::GenericDatumWriter;
+    use apache_avro::Schema;
     use rstest::rstest;
 
     use super::*;
