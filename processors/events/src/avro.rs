@@ -160,7 +160,10 @@ fn meta_value(meta: &Metadata) -> Value {
                 None => Value::Union(0, Box::new(Value::Null)),
             },
         ),
-        ("occurred_at".into(), Value::TimestampMillis(meta.occurred_at)),
+        (
+            "occurred_at".into(),
+            Value::TimestampMillis(meta.occurred_at),
+        ),
         ("producer".into(), s(&meta.producer)),
     ])
 }

@@ -29,14 +29,22 @@ macro_rules! schema {
 /// All schema files, in `topics.yaml` order.
 pub const SCHEMAS: &[SchemaFile] = &[
     schema!(PlaceOrder, 1, "orders/PlaceOrder.v1.avsc"),
-    schema!(OrderCancellationRequested, 1, "orders/OrderCancellationRequested.v1.avsc"),
+    schema!(
+        OrderCancellationRequested,
+        1,
+        "orders/OrderCancellationRequested.v1.avsc"
+    ),
     schema!(OrderPlaced, 1, "orders/OrderPlaced.v1.avsc"),
     schema!(OrderRejected, 1, "orders/OrderRejected.v1.avsc"),
     schema!(OrderConfirmed, 1, "orders/OrderConfirmed.v1.avsc"),
     schema!(OrderCancelled, 1, "orders/OrderCancelled.v1.avsc"),
     schema!(StockReserved, 1, "inventory/StockReserved.v1.avsc"),
     schema!(StockRejected, 1, "inventory/StockRejected.v1.avsc"),
-    schema!(StockReservationExpired, 1, "inventory/StockReservationExpired.v1.avsc"),
+    schema!(
+        StockReservationExpired,
+        1,
+        "inventory/StockReservationExpired.v1.avsc"
+    ),
     schema!(StockReleased, 1, "inventory/StockReleased.v1.avsc"),
     schema!(StockCommitted, 1, "inventory/StockCommitted.v1.avsc"),
     schema!(StockAdjusted, 1, "inventory/StockAdjusted.v1.avsc"),

@@ -329,10 +329,18 @@ impl EventType {
     pub fn namespace(self) -> &'static str {
         use EventType::*;
         match self {
-            PlaceOrder | OrderCancellationRequested | OrderPlaced | OrderRejected
-            | OrderConfirmed | OrderCancelled => "troupe.orders",
-            StockReserved | StockRejected | StockReservationExpired | StockReleased
-            | StockCommitted | StockAdjusted => "troupe.inventory",
+            PlaceOrder
+            | OrderCancellationRequested
+            | OrderPlaced
+            | OrderRejected
+            | OrderConfirmed
+            | OrderCancelled => "troupe.orders",
+            StockReserved
+            | StockRejected
+            | StockReservationExpired
+            | StockReleased
+            | StockCommitted
+            | StockAdjusted => "troupe.inventory",
             PaymentAuthorized | PaymentDeclined | PaymentRefunded => "troupe.payment",
             ShipmentScheduled | ShipmentFailed | ShipmentCancelled => "troupe.shipping",
             CustomerNotified => "troupe.notification",
@@ -359,7 +367,10 @@ impl EventType {
         match self {
             PlaceOrder | OrderCancellationRequested => topics::ORDER_COMMANDS,
             OrderPlaced | OrderRejected | OrderConfirmed | OrderCancelled => topics::ORDER_EVENTS,
-            StockReserved | StockRejected | StockReservationExpired | StockReleased
+            StockReserved
+            | StockRejected
+            | StockReservationExpired
+            | StockReleased
             | StockCommitted => topics::INVENTORY_EVENTS,
             StockAdjusted => topics::INVENTORY_ADJUSTMENTS,
             PaymentAuthorized | PaymentDeclined | PaymentRefunded => topics::PAYMENT_EVENTS,

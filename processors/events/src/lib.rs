@@ -9,9 +9,9 @@
 pub mod avro;
 pub mod catalog;
 pub mod domain;
+pub mod samples;
 pub mod topics;
 pub mod topology;
-pub mod samples;
 pub mod validate;
 
 pub use domain::{Envelope, Event, EventType, Metadata};

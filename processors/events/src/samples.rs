@@ -200,7 +200,11 @@ mod tests {
         )]);
         assert!(avro::from_value("troupe.orders.OrderPlaced", &wrong).is_err());
         assert!(avro::from_value("troupe.orders.Nope", &wrong).is_err());
-        assert!(avro::from_value("troupe.orders.OrderPlaced", &apache_avro::types::Value::Null).is_err());
+        assert!(avro::from_value(
+            "troupe.orders.OrderPlaced",
+            &apache_avro::types::Value::Null
+        )
+        .is_err());
     }
 
     #[rstest]

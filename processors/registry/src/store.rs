@@ -5,11 +5,8 @@
 //! per subject. Reads take no lock.
 
 use apache_avro::Schema;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::topology::Compatibility;
 
 use crate::compat::{self, Existing};
@@ -74,13 +71,7 @@ pub struct Store {
 impl Store {
     /// Connects to `url`, creating the database if it does not exist, and migrates it.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        let options = PgConnectOptions::from_str(url)?;
-        create_database_if_missing(&options).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
+        let pool = troupe_runtime::db::connect(url, 16).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
@@ -449,28 +440,6 @@ impl Store {
         };
         judge(&mut conn, level, &parsed.schema, &earlier).await
     }
-}
-
-async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
-    let Some(database) = options.get_database().map(str::to_owned) else {
-        return Ok(());
-    };
-    let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&database)
-            .fetch_one(&mut admin)
-            .await?;
-    if !exists {
-        let statement = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
-        match sqlx::query(&statement).execute(&mut admin).await {
-            Ok(_) => {}
-            // Another process created it meanwhile.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
-            Err(e) => return Err(e),
-        }
-    }
-    admin.close().await
 }
 
 async fn subject_exists(

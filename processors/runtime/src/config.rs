@@ -123,6 +123,49 @@ impl ScyllaConfig {
     }
 }
 
+/// Everything a processor process needs, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    pub kafka: KafkaConfig,
+    pub registry: RegistryConfig,
+    /// The processor's own database.
+    pub database_url: String,
+    /// `TROUPE_GROUP_ID`, default `troupe-<name>`.
+    pub group_id: String,
+    /// `TROUPE_INSTANCE`, default the host name and pid: names this process in logs and metrics.
+    pub instance: String,
+    /// `TROUPE_METRICS_LISTEN`, default `127.0.0.1:0` (any free port).
+    pub metrics_listen: String,
+    /// `TROUPE_BATCH_MAX`: messages per transaction.
+    pub batch_max: usize,
+    /// `TROUPE_BATCH_LINGER_MS`: how long a batch waits to fill once it has one message.
+    pub batch_linger: Duration,
+}
+
+impl ProcessorConfig {
+    /// The configuration of processor `name` from the environment; the database is
+    /// `TROUPE_DATABASE` or `troupe_<name>` on `TROUPE_POSTGRES_URL`.
+    pub fn from_env(name: &str) -> Self {
+        let database = env_or("TROUPE_DATABASE", format!("troupe_{name}"));
+        let number = |var: &str, default: u64| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            kafka: KafkaConfig::from_env(),
+            registry: RegistryConfig::from_env(),
+            database_url: PostgresConfig::from_env().database_url(&database),
+            group_id: env_or("TROUPE_GROUP_ID", format!("troupe-{name}")),
+            instance: env_or("TROUPE_INSTANCE", format!("{name}-{}", std::process::id())),
+            metrics_listen: env_or("TROUPE_METRICS_LISTEN", "127.0.0.1:0"),
+            batch_max: number("TROUPE_BATCH_MAX", 500) as usize,
+            batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,26 @@
-//! The runtime shared by every troupe process.
+//! The runtime shared by every troupe process — the only crate that talks to Kafka.
 //!
-//! - [`config`]: where the local stack and production tell a process what to connect to.
-//! - [`admin`]: create topics from `topics.yaml` and report drift without destroying data.
-//! - [`telemetry`]: structured logs; [`shutdown`]: SIGTERM and Ctrl-C.
+//! - [`processor`]: `run(config, handler, shutdown)`, the consume → apply → commit loop;
+//! - [`handler`]: the one trait a processor implements;
+//! - [`outbox`]: inbox, outbox and the relay (exactly-once effects without Kafka transactions);
+//! - [`codec`]: the Confluent wire format through the schema registry;
+//! - [`deadletter`]: reason codes and headers for bad input;
+//! - [`metrics`]: Prometheus metrics and the `/metrics` + `/health` server;
+//! - [`admin`]: topics from `topics.yaml`; [`topics`]: topic prefixes;
+//! - [`config`], [`db`], [`telemetry`], [`shutdown`].
 
 pub mod admin;
+pub mod codec;
 pub mod config;
+pub mod db;
+pub mod deadletter;
+pub mod handler;
+pub mod metrics;
+pub mod outbox;
+pub mod processor;
 pub mod shutdown;
 pub mod telemetry;
+pub mod topics;
+
+pub use handler::{Handler, HandlerError};
+pub use processor::run;

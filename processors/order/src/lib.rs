@@ -1,0 +1,56 @@
+//! The order service: validates PlaceOrder requests, then follows each order through the saga
+//! to exactly one terminal state (confirmed, cancelled with a reason, or rejected).
+//!
+//! - [`decide`]: the decisions, pure;
+//! - [`store`]: the `orders` table.
+
+pub mod decide;
+pub mod store;
+
+use sqlx::{PgConnection, PgPool};
+use troupe_events::{topics, Envelope, Metadata};
+use troupe_runtime::{Handler, HandlerError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The order service's handler.
+#[derive(Debug, Clone, Default)]
+pub struct OrderService;
+
+impl Handler for OrderService {
+    const NAME: &'static str = "order";
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![
+            topics::ORDER_COMMANDS,
+            topics::INVENTORY_EVENTS,
+            topics::PAYMENT_EVENTS,
+            topics::SHIPPING_EVENTS,
+        ]
+    }
+
+    async fn migrate(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        MIGRATOR.run(pool).await.map_err(Into::into)
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &Envelope,
+        now_ms: i64,
+    ) -> Result<Vec<Envelope>, HandlerError> {
+        let order = store::load(conn, envelope.meta.order_id).await?;
+        let decision = decide::decide(order.as_ref(), &envelope.event);
+        if let Some(after) = &decision.order {
+            store::save(conn, &envelope.meta, after, now_ms).await?;
+        }
+        Ok(decision
+            .emit
+            .into_iter()
+            .map(|event| Envelope {
+                meta: Metadata::caused_by(&envelope.meta, Self::NAME, now_ms),
+                event,
+            })
+            .collect())
+    }
+}

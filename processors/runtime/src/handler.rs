@@ -1,0 +1,68 @@
+//! The one trait a processor implements.
+//!
+//! A handler loads the state an event touches, makes a pure decision, saves the result and
+//! returns the events to emit — all on the connection of the runtime's transaction, which also
+//! holds the inbox row and the outbox rows. The runtime commits; the handler never does.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use troupe_events::Envelope;
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event can never be applied (it contradicts the handler's state in a way no retry
+    /// fixes). It is dead-lettered with reason `rejected`. Return this before writing anything:
+    /// the runtime does not roll back a rejected event's own writes.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The database failed; the whole batch is retried with backoff.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A processor's business logic.
+pub trait Handler: Send + Sync + 'static {
+    /// Stable name: the consumer group `troupe-<NAME>`, the `processor` metric label, and the
+    /// default database `troupe_<NAME>`.
+    const NAME: &'static str;
+
+    /// Base names (without prefix) of the topics it consumes.
+    fn topics(&self) -> Vec<&'static str>;
+
+    /// Creates or migrates the handler's own tables.
+    fn migrate(&self, pool: &PgPool) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Applies one event; returns the events to emit.
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &Envelope,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<Envelope>, HandlerError>> + Send;
+
+    /// How often [`Handler::tick`] runs; `None` (the default) for no timers.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Fires due timers; returns the events to emit. Timers live in the handler's tables, so
+    /// they survive a restart.
+    fn tick(
+        &self,
+        conn: &mut PgConnection,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<Envelope>, HandlerError>> + Send {
+        let _ = (conn, now_ms);
+        async { Ok(Vec::new()) }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
