@@ -1,6 +1,8 @@
 //! `troupe`: the operator's command line.
 
+mod produce;
 mod registry_client;
+mod scenario;
 mod schemas;
 mod topics;
 
@@ -36,6 +38,15 @@ enum Command {
     /// Register and check the Avro schemas under schemas/.
     #[command(subcommand)]
     Schemas(schemas::SchemasCommand),
+    /// Place orders that take every path through the saga.
+    Produce(produce::ProduceArgs),
+    /// Replenish or correct stock.
+    #[command(subcommand)]
+    Stock(produce::StockCommand),
+    /// Ask to cancel an order (accepted until it ships).
+    Cancel(produce::CancelArgs),
+    /// Publish one sample event, or raw bytes, for testing a single processor.
+    Publish(produce::PublishArgs),
 }
 
 /// What a command reports when it ran but found a problem (drift, incompatibility): the
@@ -88,6 +99,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Topics(command) => topics::run(command, &cli.topics_file).await,
             Command::Schemas(command) => schemas::run(command, &cli.topics_file).await,
+            Command::Produce(args) => produce::produce(args).await,
+            Command::Stock(command) => produce::stock(command).await,
+            Command::Cancel(args) => produce::cancel(args).await,
+            Command::Publish(args) => produce::publish(args).await,
         }
     });
     match result {
@@ -117,5 +132,12 @@ pub fn load_topology(path: &std::path::Path) -> anyhow::Result<troupe_events::to
     use anyhow::Context;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(troupe_events::topology::Topology::parse(&text)?)
+    let topology = troupe_events::topology::Topology::parse(&text)?;
+    // TROUPE_TOPIC_PREFIX puts every topic (and so every subject) behind a prefix.
+    let topics = troupe_runtime::topics::Topics::from_env();
+    Ok(if topics.prefix().is_empty() {
+        topology
+    } else {
+        topology.prefixed(topics.prefix())
+    })
 }

@@ -274,6 +274,31 @@ impl Topology {
         self.topics.iter().find(|t| t.name == name)
     }
 
+    /// The same topology with every topic name (and so every subject) behind `prefix`.
+    pub fn prefixed(&self, prefix: &str) -> Topology {
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| {
+                let name = format!("{prefix}{}", t.name);
+                let values = t
+                    .values
+                    .iter()
+                    .map(|v| ValueRecord {
+                        subject: format!("{name}-{}", v.record),
+                        ..v.clone()
+                    })
+                    .collect();
+                Topic {
+                    name,
+                    values,
+                    ..t.clone()
+                }
+            })
+            .collect();
+        Topology { topics }
+    }
+
     /// Every value record of every topic, in file order.
     pub fn records(&self) -> impl Iterator<Item = (&Topic, &ValueRecord)> {
         self.topics
@@ -360,6 +385,15 @@ topics:
     fn mistakes_are_reported(#[case] text: &str, #[case] expected: &str) {
         let error = Topology::parse(text).unwrap_err().to_string();
         assert!(error.contains(expected), "{error}");
+    }
+
+    #[test]
+    fn a_prefix_renames_topics_and_subjects() {
+        let topology = Topology::parse(SAMPLE).unwrap().prefixed("t1.");
+        let a = topology.topic("t1.a.events").unwrap();
+        assert_eq!(a.values[0].subject, "t1.a.events-ns.A");
+        assert_eq!(a.partitions, 3);
+        assert!(topology.topic("a.events").is_none());
     }
 
     #[test]

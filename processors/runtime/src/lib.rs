@@ -18,6 +18,7 @@ pub mod handler;
 pub mod metrics;
 pub mod outbox;
 pub mod processor;
+pub mod publish;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topics;

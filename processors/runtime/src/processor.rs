@@ -121,12 +121,10 @@ pub async fn run<H: Handler>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
     let stop = CancellationToken::new();
-    let started = start(config, handler, stop.clone()).await?;
-    tokio::select! {
-        () = shutdown => stop.cancel(),
-        () = stop.cancelled() => {}
-    }
-    started.await;
+    let processor = tokio::spawn(start(config, handler, stop.clone()).await?);
+    shutdown.await;
+    stop.cancel();
+    let _ = processor.await;
     Ok(())
 }
 
@@ -163,7 +161,13 @@ pub async fn spawn<H: Handler>(
         .set("message.timeout.ms", "30000")
         .set("log_level", "4")
         .create()?;
-    let consumer: StreamConsumer<LagContext> = ClientConfig::new()
+    // TROUPE_KAFKA_DEBUG: librdkafka debug contexts (e.g. `cgrp,fetch`), logged at debug.
+    let kafka_debug = std::env::var("TROUPE_KAFKA_DEBUG").unwrap_or_default();
+    let mut consumer_config = ClientConfig::new();
+    if !kafka_debug.is_empty() {
+        consumer_config.set("debug", &kafka_debug);
+    }
+    let consumer: StreamConsumer<LagContext> = consumer_config
         .set("bootstrap.servers", &config.kafka.bootstrap)
         .set("group.id", &config.group_id)
         .set("client.id", &config.instance)
@@ -172,7 +176,7 @@ pub async fn spawn<H: Handler>(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("statistics.interval.ms", "5000")
-        .set("log_level", "4")
+        .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
         .create_with_context(LagContext {
             processor: H::NAME,
             metrics: metrics.clone(),

@@ -1,0 +1,135 @@
+//! Publishing events directly (not through an outbox): the CLI's storefront, load generators
+//! and tests. Processors never use this — their effects go through the outbox.
+
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+use troupe_events::Envelope;
+
+use crate::codec::{Codec, EncodeError};
+use crate::config::{KafkaConfig, RegistryConfig};
+use crate::processor::{EVENT_ID_HEADER, EVENT_TYPE_HEADER};
+use crate::topics::Topics;
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Where a message landed: the position a reader can wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.partition, self.offset)
+    }
+}
+
+/// An idempotent producer plus the codec.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    codec: Codec,
+    topics: Topics,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topics", &self.topics)
+            .finish()
+    }
+}
+
+impl Publisher {
+    pub fn new(
+        kafka: &KafkaConfig,
+        registry: &RegistryConfig,
+        topics: Topics,
+    ) -> Result<Self, PublishError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "15000")
+            .set("log_level", "3")
+            .create()?;
+        Ok(Self {
+            producer,
+            codec: Codec::new(&registry.url, &topics),
+            topics,
+        })
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// Encodes and publishes an event to its topic, keyed by order id (sku for adjustments);
+    /// resolves when the broker acknowledged it.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<Position, PublishError> {
+        let payload = self.codec.encode(envelope).await?;
+        let topic = self.topics.name(envelope.event_type().topic());
+        let key = envelope.key();
+        let event_id = envelope.meta.event_id.to_string();
+        self.publish_raw(
+            &topic,
+            Some(&key),
+            &payload,
+            &[
+                (EVENT_TYPE_HEADER, envelope.event_type().name()),
+                (EVENT_ID_HEADER, &event_id),
+            ],
+        )
+        .await
+    }
+
+    /// Publishes bytes as they are (for testing bad input).
+    pub async fn publish_raw(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Position, PublishError> {
+        let mut kafka_headers = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, value) in headers {
+            kafka_headers = kafka_headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
+            .payload(payload)
+            .headers(kafka_headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        let delivery = self
+            .producer
+            .send(record, Duration::from_secs(15))
+            .await
+            .map_err(|(error, _)| error)?;
+        Ok(Position {
+            partition: delivery.partition,
+            offset: delivery.offset,
+        })
+    }
+
+    /// Waits for everything in flight.
+    pub fn flush(&self) -> Result<(), PublishError> {
+        self.producer.flush(Duration::from_secs(15))?;
+        Ok(())
+    }
+}
