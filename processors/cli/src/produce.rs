@@ -39,8 +39,14 @@ pub struct ProduceArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Do not add the stock the orders need before placing them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stock_only")]
     no_stock: bool,
+    /// Only add the stock these orders need (same --seed, same orders), and place nothing.
+    /// Stock adjustments and orders travel on different topics; a caller that must not race
+    /// them adds stock first, waits until the inventory has applied it, then places the orders
+    /// with --no-stock.
+    #[arg(long)]
+    stock_only: bool,
     /// After publishing, wait up to this many seconds for every order's outcome and print them.
     #[arg(long)]
     wait: Option<u64>,
@@ -215,11 +221,14 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 ))
                 .await?;
         }
-        eprintln!(
+        println!(
             "added stock for {} skus ({} units)",
             demand.len(),
             demand.values().sum::<i64>()
         );
+        if args.stock_only {
+            return Ok(());
+        }
     }
 
     let progress = progress_bar(args.orders);

@@ -136,6 +136,9 @@ pub struct ProcessorConfig {
     pub instance: String,
     /// `TROUPE_METRICS_LISTEN`, default `127.0.0.1:0` (any free port).
     pub metrics_listen: String,
+    /// `TROUPE_STATIC_MEMBER_ID`: a stable identity in the consumer group (a StatefulSet pod
+    /// name, say), so a restarted instance takes back its partitions at once.
+    pub static_member_id: Option<String>,
     /// `TROUPE_BATCH_MAX`: messages per transaction.
     pub batch_max: usize,
     /// `TROUPE_BATCH_LINGER_MS`: how long a batch waits to fill once it has one message.
@@ -160,6 +163,9 @@ impl ProcessorConfig {
             group_id: env_or("TROUPE_GROUP_ID", format!("troupe-{name}")),
             instance: env_or("TROUPE_INSTANCE", format!("{name}-{}", std::process::id())),
             metrics_listen: env_or("TROUPE_METRICS_LISTEN", "127.0.0.1:0"),
+            static_member_id: std::env::var("TROUPE_STATIC_MEMBER_ID")
+                .ok()
+                .filter(|v| !v.is_empty()),
             batch_max: number("TROUPE_BATCH_MAX", 500) as usize,
             batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),
         }

@@ -167,6 +167,10 @@ pub async fn spawn<H: Handler>(
     if !kafka_debug.is_empty() {
         consumer_config.set("debug", &kafka_debug);
     }
+    if let Some(static_id) = &config.static_member_id {
+        // Static membership (KIP-345): a restarted instance takes its old place in the group.
+        consumer_config.set("group.instance.id", static_id);
+    }
     let consumer: StreamConsumer<LagContext> = consumer_config
         .set("bootstrap.servers", &config.kafka.bootstrap)
         .set("group.id", &config.group_id)

@@ -1,0 +1,311 @@
+//! The saga end to end: the five processor binaries against the real local stack, each test on
+//! topics and databases of its own. Every test ends by asserting the system's invariants once
+//! it settles (see `Snapshot::violations`).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use troupe_e2e::Saga;
+use troupe_events::{samples, topics, EventType};
+use troupe_runtime::codec::Codec;
+use troupe_runtime::config::{KafkaConfig, RegistryConfig};
+use troupe_runtime::publish::Publisher;
+use troupe_runtime::topics::Topics;
+use troupe_testkit::stack;
+use uuid::Uuid;
+
+/// Short timers, so expiry scenarios settle in seconds: a reservation lives 15 s (long enough
+/// for a happy order's payment under test load on 2 cores), a payment review takes 20 s.
+const TIMERS: [(&str, &str); 3] = [
+    ("TROUPE_RESERVATION_TTL_MS", "15000"),
+    ("TROUPE_PAYMENT_REVIEW_MS", "20000"),
+    ("TROUPE_TIMER_INTERVAL_MS", "100"),
+];
+
+const ALL_OUTCOMES: [&str; 7] = [
+    "CONFIRMED",
+    "REJECTED",
+    "OUT_OF_STOCK",
+    "PAYMENT_DECLINED",
+    "SHIPMENT_FAILED",
+    "CUSTOMER_REQUEST",
+    "RESERVATION_EXPIRED",
+];
+
+fn assert_every_outcome(snapshot: &troupe_e2e::Snapshot) {
+    let outcomes = snapshot.outcomes();
+    for outcome in ALL_OUTCOMES {
+        assert!(
+            outcomes.get(outcome).copied().unwrap_or(0) > 0,
+            "no {outcome} in {outcomes:?}"
+        );
+    }
+}
+
+fn publisher(saga: &Saga) -> Publisher {
+    let kafka = KafkaConfig {
+        bootstrap: stack().kafka_bootstrap.clone(),
+        ..KafkaConfig::from_env()
+    };
+    let registry = RegistryConfig {
+        url: stack().schema_registry_url.clone(),
+    };
+    Publisher::new(&kafka, &registry, Topics::with_prefix(saga.prefix.clone())).unwrap()
+}
+
+/// A consumer reading `base_topics` of this saga from the beginning, outside any group.
+fn reader(saga: &Saga, base_topics: &[&str]) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .set("group.id", format!("{}-reader-{}", saga.id, Uuid::now_v7()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for base in base_topics {
+        let topic = format!("{}{base}", saga.prefix);
+        let partitions = if *base == topics::DEADLETTER { 1 } else { 6 };
+        for partition in 0..partitions {
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    consumer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_run_of_2000_orders_keeps_every_invariant() {
+    let saga = Saga::start(&TIMERS).await;
+    saga.seed_stock(2000, 11).await;
+    saga.place(2000, 11, 0);
+    let snapshot = saga.settle(2000, Duration::from_secs(240)).await;
+    assert_every_outcome(&snapshot);
+    println!("outcomes: {:?}", snapshot.outcomes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_deliveries_change_nothing() {
+    let saga = Saga::start(&TIMERS).await;
+    saga.seed_stock(400, 12).await;
+    saga.place(400, 12, 0);
+
+    // While the saga runs, re-publish every message on every saga topic, byte for byte: each
+    // processor receives each event (at least) twice.
+    let all = [
+        topics::ORDER_COMMANDS,
+        topics::ORDER_EVENTS,
+        topics::INVENTORY_EVENTS,
+        topics::INVENTORY_ADJUSTMENTS,
+        topics::PAYMENT_EVENTS,
+        topics::SHIPPING_EVENTS,
+    ];
+    let publisher = publisher(&saga);
+    let consumer = reader(&saga, &all);
+    let mut republished = 0;
+    // Each distinct message once: its copy (same bytes) is read back too, and is not copied again.
+    let mut copied = std::collections::HashSet::new();
+    // Caught up when nothing new arrives for 3 s (a bounded read, not a wait on the processors).
+    while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await
+    {
+        if !copied.insert(message.payload().unwrap_or_default().to_vec()) {
+            continue;
+        }
+        let key = message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned());
+        publisher
+            .publish_raw(
+                message.topic(),
+                key.as_deref(),
+                message.payload().unwrap_or_default(),
+                &[],
+            )
+            .await
+            .unwrap();
+        republished += 1;
+    }
+    assert!(
+        republished > 1000,
+        "only {republished} messages re-published"
+    );
+
+    let snapshot = saga.settle(400, Duration::from_secs(180)).await;
+    assert_every_outcome(&snapshot);
+    let mut duplicates = 0u64;
+    for service in troupe_e2e::SERVICES {
+        duplicates += metric_sum(
+            &saga.metrics(service, 0).await,
+            "troupe_events_duplicate_total",
+        );
+    }
+    assert!(
+        duplicates >= 400,
+        "the inboxes skipped only {duplicates} duplicates"
+    );
+}
+
+fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_run_loses_and_doubles_nothing() {
+    let saga = std::sync::Arc::new(Saga::start(&TIMERS).await);
+    saga.seed_stock(1000, 13).await;
+    let placing = {
+        let saga = saga.clone();
+        tokio::task::spawn_blocking(move || saga.place(1000, 13, 100))
+    };
+    // 12 kills of random processors at random moments while orders flow; each is restarted at
+    // once, as a supervisor would.
+    let mut rng = 0x5EED_u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(300 + next() % 500)).await;
+        let service = troupe_e2e::SERVICES[(next() % 5) as usize];
+        saga.kill9(service, 0);
+        saga.spawn(service, 0);
+    }
+    placing.await.unwrap();
+    let snapshot = saga.settle(1000, Duration::from_secs(240)).await;
+    assert_every_outcome(&snapshot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_partitions() {
+    let saga = Saga::start(&TIMERS).await;
+    for service in troupe_e2e::SERVICES {
+        saga.spawn(service, 1);
+    }
+    for service in troupe_e2e::SERVICES {
+        saga.wait_healthy(service, 1).await;
+    }
+    saga.seed_stock(600, 14).await;
+    saga.place(600, 14, 0);
+    let snapshot = saga.settle(600, Duration::from_secs(180)).await;
+    assert_every_outcome(&snapshot);
+    // Both members of each group consumed: the partitions were shared.
+    for service in troupe_e2e::SERVICES {
+        for number in [0, 1] {
+            let consumed = metric_sum(
+                &saga.metrics(service, number).await,
+                "troupe_messages_consumed_total",
+            );
+            assert!(consumed > 0, "{service}-{number} consumed nothing");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_dead_lettered_while_good_traffic_flows() {
+    let saga = Saga::start(&TIMERS).await;
+    let publisher = publisher(&saga);
+    let topic = format!("{}{}", saga.prefix, topics::ORDER_COMMANDS);
+    let codec = Codec::new(
+        &stack().schema_registry_url,
+        &Topics::with_prefix(saga.prefix.clone()),
+    );
+
+    let good = codec
+        .encode(&samples::sample(EventType::PlaceOrder, Uuid::now_v7()))
+        .await
+        .unwrap();
+    let mut unknown_id = vec![0u8, 0x00, 0x0F, 0x42, 0x3F];
+    unknown_id.extend_from_slice(&good[5..]);
+    let truncated = good[..good.len() / 2].to_vec();
+    let mut invalid = samples::sample(EventType::PlaceOrder, Uuid::now_v7());
+    invalid.meta.producer.clear();
+    let invalid = codec.encode(&invalid).await.unwrap();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "no_confluent_framing",
+            b"{\"order\": \"not avro\"}".to_vec(),
+        ),
+        ("unknown_schema_id", unknown_id),
+        ("undecodable_avro", truncated),
+        ("invalid_event", invalid),
+    ];
+    let mut positions = Vec::new();
+    for (reason, bytes) in &bad {
+        let position = publisher
+            .publish_raw(&topic, Some("bad-key"), bytes, &[])
+            .await
+            .unwrap();
+        positions.push((*reason, position, bytes.clone()));
+    }
+
+    // Good traffic after the bad: it all completes.
+    saga.seed_stock(60, 15).await;
+    saga.place(60, 15, 0);
+    saga.settle(60, Duration::from_secs(120)).await;
+
+    let consumer = reader(&saga, &[topics::DEADLETTER]);
+    let mut seen = Vec::new();
+    while seen.len() < bad.len() {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("a dead letter within 30 s")
+            .unwrap();
+        let headers: Vec<(String, String)> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| {
+                        (
+                            x.key.to_owned(),
+                            String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        seen.push((
+            get("troupe.dlq.reason"),
+            get("troupe.dlq.processor"),
+            get("troupe.dlq.topic"),
+            get("troupe.dlq.partition"),
+            get("troupe.dlq.offset"),
+            get("troupe.dlq.error"),
+            message.payload().unwrap_or_default().to_vec(),
+        ));
+    }
+    for (reason, position, bytes) in &positions {
+        let letter = seen
+            .iter()
+            .find(|s| s.0 == *reason)
+            .unwrap_or_else(|| panic!("no dead letter with reason {reason}: {seen:?}"));
+        assert_eq!(letter.1, "order");
+        assert_eq!(letter.2, topic);
+        assert_eq!(letter.3, position.partition.to_string());
+        assert_eq!(letter.4, position.offset.to_string());
+        assert!(!letter.5.is_empty(), "an error text for {reason}");
+        assert_eq!(
+            &letter.6, bytes,
+            "the original bytes, unchanged, for {reason}"
+        );
+    }
+    let reasons: BTreeSet<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    let metrics = saga.metrics("order", 0).await;
+    assert_eq!(metric_sum(&metrics, "troupe_dead_letters_total"), 4);
+}
