@@ -376,7 +376,8 @@ cmd_status() {
     name=$(basename "$file" .pid)
     [[ " ${COMPONENTS[*]} " == *" $name "* ]] && continue
     pid=$(live_pid "$name" || true)
-    say "$(printf '%-11s %-24s %-8s %s' "$name" "metrics :$(port_of "$name")" "${pid:--}" "${pid:+running}${pid:-stopped}")"
+    if [[ -n $pid ]]; then state=running; else state=stopped; fi
+    say "$(printf '%-12s %-23s %-8s %s' "$name" "metrics :$(port_of "$name")" "${pid:--}" "$state")"
   done
   return $all
 }

@@ -288,13 +288,16 @@ async fn health(State(metrics): State<Metrics>) -> (StatusCode, &'static str) {
 
 /// Writes a Prometheus file-discovery target for this process under
 /// `$TROUPE_HOME/prometheus/targets/`, when the local stack's Prometheus runs there.
-pub fn register_scrape_target(processor: &str, instance: &str, address: SocketAddr) {
-    let Ok(home) = std::env::var("TROUPE_HOME") else {
-        return;
-    };
+/// Returns the file written, for [`unregister_scrape_target`] at shutdown.
+pub fn register_scrape_target(
+    processor: &str,
+    instance: &str,
+    address: SocketAddr,
+) -> Option<std::path::PathBuf> {
+    let home = std::env::var("TROUPE_HOME").ok()?;
     let dir = std::path::Path::new(&home).join("prometheus/targets");
     if !dir.is_dir() {
-        return;
+        return None;
     }
     let body = serde_json::json!([{
         "targets": [address.to_string()],
@@ -303,5 +306,15 @@ pub fn register_scrape_target(processor: &str, instance: &str, address: SocketAd
     let path = dir.join(format!("{processor}-{instance}.json"));
     if let Err(error) = std::fs::write(&path, body.to_string()) {
         tracing::warn!(%error, path = %path.display(), "cannot register with prometheus");
+        return None;
+    }
+    Some(path)
+}
+
+/// Removes a file written by [`register_scrape_target`] (a killed process leaves its file;
+/// Prometheus then shows the target as down).
+pub fn unregister_scrape_target(path: Option<std::path::PathBuf>) {
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
     }
 }

@@ -202,7 +202,7 @@ pub async fn spawn<H: Handler>(
             address: config.metrics_listen.clone(),
             source,
         })?;
-    metrics::register_scrape_target(H::NAME, &config.instance, metrics_address);
+    let scrape_target = metrics::register_scrape_target(H::NAME, &config.instance, metrics_address);
     tokio::spawn(metrics::serve(listener, metrics.clone(), stop.clone()));
 
     let wake = Arc::new(Notify::new());
@@ -247,6 +247,7 @@ pub async fn spawn<H: Handler>(
         }
         relay_stop.cancel();
         let _ = relay.await;
+        metrics::unregister_scrape_target(scrape_target);
         tracing::info!(processor = H::NAME, "processor stopped");
     };
     Ok((running, task))
