@@ -35,6 +35,25 @@ impl Metadata {
         }
     }
 
+    /// Metadata for an event a timer fires about an order: caused by the last event the timer's
+    /// row recorded.
+    pub fn fired(
+        order_id: Uuid,
+        correlation_id: Uuid,
+        cause_event_id: Uuid,
+        producer: &str,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            order_id,
+            correlation_id,
+            causation_id: Some(cause_event_id),
+            occurred_at: now_ms,
+            producer: producer.to_owned(),
+        }
+    }
+
     /// Metadata for the first event of a saga (or of a standalone event).
     pub fn origin(order_id: Uuid, producer: &str, now_ms: i64) -> Self {
         Self {
@@ -414,6 +433,14 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// `event`, emitted by `producer` because of the event with metadata `cause`.
+    pub fn caused_by(cause: &Metadata, producer: &str, now_ms: i64, event: Event) -> Self {
+        Self {
+            meta: Metadata::caused_by(cause, producer, now_ms),
+            event,
+        }
+    }
+
     pub fn event_type(&self) -> EventType {
         self.event.event_type()
     }

@@ -10,7 +10,7 @@ pub mod store;
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use troupe_events::domain::Money;
 use troupe_events::{topics, Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
@@ -45,10 +45,7 @@ impl InventoryService {
 }
 
 fn emit(cause: &Metadata, now_ms: i64, event: Event) -> Envelope {
-    Envelope {
-        meta: Metadata::caused_by(cause, InventoryService::NAME, now_ms),
-        event,
-    }
+    Envelope::caused_by(cause, InventoryService::NAME, now_ms, event)
 }
 
 impl Handler for InventoryService {
@@ -62,8 +59,8 @@ impl Handler for InventoryService {
         ]
     }
 
-    async fn migrate(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        MIGRATOR.run(pool).await.map_err(Into::into)
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn handle(
@@ -199,14 +196,13 @@ impl Handler for InventoryService {
         Ok(due
             .into_iter()
             .map(|d| Envelope {
-                meta: Metadata {
-                    event_id: Uuid::now_v7(),
-                    order_id: d.order_id,
-                    correlation_id: d.correlation_id,
-                    causation_id: Some(d.last_event_id),
-                    occurred_at: now_ms,
-                    producer: Self::NAME.to_owned(),
-                },
+                meta: Metadata::fired(
+                    d.order_id,
+                    d.correlation_id,
+                    d.last_event_id,
+                    Self::NAME,
+                    now_ms,
+                ),
                 event: Event::StockReservationExpired {
                     reservation_id: d.reservation_id,
                 },

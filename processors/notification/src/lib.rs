@@ -5,8 +5,8 @@
 
 pub mod decide;
 
-use sqlx::{PgConnection, PgPool};
-use troupe_events::{topics, Envelope, Event, Metadata};
+use sqlx::PgConnection;
+use troupe_events::{topics, Envelope, Event};
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
 
@@ -23,8 +23,8 @@ impl Handler for NotificationService {
         vec![topics::ORDER_EVENTS]
     }
 
-    async fn migrate(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        MIGRATOR.run(pool).await.map_err(Into::into)
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn handle(
@@ -54,14 +54,16 @@ impl Handler for NotificationService {
         if sent == 0 {
             return Ok(Vec::new());
         }
-        Ok(vec![Envelope {
-            meta: Metadata::caused_by(&envelope.meta, Self::NAME, now_ms),
-            event: Event::CustomerNotified {
+        Ok(vec![Envelope::caused_by(
+            &envelope.meta,
+            Self::NAME,
+            now_ms,
+            Event::CustomerNotified {
                 notification_id,
                 customer_id,
                 kind,
                 message,
             },
-        }])
+        )])
     }
 }

@@ -7,8 +7,8 @@
 pub mod decide;
 pub mod store;
 
-use sqlx::{PgConnection, PgPool};
-use troupe_events::{topics, Envelope, Metadata};
+use sqlx::PgConnection;
+use troupe_events::{topics, Envelope};
 use troupe_runtime::{Handler, HandlerError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -29,8 +29,8 @@ impl Handler for OrderService {
         ]
     }
 
-    async fn migrate(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        MIGRATOR.run(pool).await.map_err(Into::into)
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn handle(
@@ -47,10 +47,7 @@ impl Handler for OrderService {
         Ok(decision
             .emit
             .into_iter()
-            .map(|event| Envelope {
-                meta: Metadata::caused_by(&envelope.meta, Self::NAME, now_ms),
-                event,
-            })
+            .map(|event| Envelope::caused_by(&envelope.meta, Self::NAME, now_ms, event))
             .collect())
     }
 }

@@ -10,7 +10,7 @@ pub mod store;
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use troupe_events::domain::Money;
 use troupe_events::{topics, Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
@@ -103,10 +103,7 @@ impl PaymentService {
 }
 
 fn caused(cause: &Metadata, now_ms: i64, event: Event) -> Envelope {
-    Envelope {
-        meta: Metadata::caused_by(cause, PaymentService::NAME, now_ms),
-        event,
-    }
+    Envelope::caused_by(cause, PaymentService::NAME, now_ms, event)
 }
 
 impl Handler for PaymentService {
@@ -116,8 +113,8 @@ impl Handler for PaymentService {
         vec![topics::INVENTORY_EVENTS, topics::ORDER_EVENTS]
     }
 
-    async fn migrate(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        MIGRATOR.run(pool).await.map_err(Into::into)
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn handle(
@@ -271,14 +268,13 @@ impl Handler for PaymentService {
                 )
                 .await?;
             out.push(Envelope {
-                meta: Metadata {
-                    event_id: Uuid::now_v7(),
-                    order_id: reviewed.order_id,
-                    correlation_id: reviewed.correlation_id,
-                    causation_id: Some(reviewed.last_event_id),
-                    occurred_at: now_ms,
-                    producer: Self::NAME.to_owned(),
-                },
+                meta: Metadata::fired(
+                    reviewed.order_id,
+                    reviewed.correlation_id,
+                    reviewed.last_event_id,
+                    Self::NAME,
+                    now_ms,
+                ),
                 event,
             });
         }

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use troupe_events::Envelope;
 
 /// Why a handler could not apply an event.
@@ -32,8 +32,8 @@ pub trait Handler: Send + Sync + 'static {
     /// Base names (without prefix) of the topics it consumes.
     fn topics(&self) -> Vec<&'static str>;
 
-    /// Creates or migrates the handler's own tables.
-    fn migrate(&self, pool: &PgPool) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// The migrations of the handler's own tables (`sqlx::migrate!("./migrations")`).
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator;
 
     /// Applies one event; returns the events to emit.
     fn handle(

@@ -150,7 +150,11 @@ pub async fn spawn<H: Handler>(
     let metrics = Metrics::new();
     let pool = crate::db::connect(&config.database_url, 8).await?;
     outbox::ensure_tables(&pool).await?;
-    handler.migrate(&pool).await?;
+    handler
+        .migrator()
+        .run(&pool)
+        .await
+        .map_err(sqlx::Error::from)?;
     let codec = Codec::new(&config.registry.url, &topics);
 
     let producer: FutureProducer = ClientConfig::new()

@@ -8,8 +8,8 @@
 pub mod decide;
 pub mod store;
 
-use sqlx::{PgConnection, PgPool};
-use troupe_events::{topics, Envelope, Event, Metadata};
+use sqlx::PgConnection;
+use troupe_events::{topics, Envelope, Event};
 use troupe_runtime::config::env_or;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
@@ -43,8 +43,8 @@ impl Handler for ShippingService {
         vec![topics::ORDER_EVENTS, topics::PAYMENT_EVENTS]
     }
 
-    async fn migrate(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        MIGRATOR.run(pool).await.map_err(Into::into)
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
     }
 
     async fn handle(
@@ -73,10 +73,7 @@ impl Handler for ShippingService {
             Event::OrderCancelled { .. } => knowledge.cancelled = true,
             _ => {}
         }
-        let emit = |event| Envelope {
-            meta: Metadata::caused_by(meta, Self::NAME, now_ms),
-            event,
-        };
+        let emit = |event| Envelope::caused_by(meta, Self::NAME, now_ms, event);
         let (out, shipment) = match decide::next(&knowledge, &self.carriers) {
             Step::Schedule { carrier } => {
                 knowledge.status = Some(Status::Scheduled);
