@@ -309,3 +309,46 @@ async fn bad_input_is_dead_lettered_while_good_traffic_flows() {
     let metrics = saga.metrics("order", 0).await;
     assert_eq!(metric_sum(&metrics, "troupe_dead_letters_total"), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connections_killed_mid_run_are_retried_without_loss() {
+    let saga = std::sync::Arc::new(Saga::start(&TIMERS).await);
+    saga.seed_stock(600, 16).await;
+    let placing = {
+        let saga = saga.clone();
+        tokio::task::spawn_blocking(move || saga.place(600, 16, 100))
+    };
+    // While orders flow, cut every connection to this saga's five databases, 15 times: open
+    // transactions fail mid-batch, and the processors must retry them.
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{}/postgres", stack().postgres_url))
+        .await
+        .unwrap();
+    let databases: Vec<String> = troupe_e2e::SERVICES
+        .iter()
+        .map(|s| saga.database(s))
+        .collect();
+    let mut killed = 0i64;
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = ANY($1) AND pid <> pg_backend_pid()",
+        )
+        .bind(&databases)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        killed += n;
+    }
+    placing.await.unwrap();
+    assert!(killed > 15, "only {killed} connections were cut");
+    let snapshot = saga.settle(600, Duration::from_secs(240)).await;
+    assert_every_outcome(&snapshot);
+    let mut retries = 0u64;
+    for service in troupe_e2e::SERVICES {
+        retries += metric_sum(&saga.metrics(service, 0).await, "troupe_retries_total");
+    }
+    assert!(retries > 0, "no processor retried anything");
+}
