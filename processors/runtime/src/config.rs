@@ -139,6 +139,9 @@ pub struct ProcessorConfig {
     /// `TROUPE_STATIC_MEMBER_ID`: a stable identity in the consumer group (a StatefulSet pod
     /// name, say), so a restarted instance takes back its partitions at once.
     pub static_member_id: Option<String>,
+    /// `TROUPE_INBOX_KEEP_HOURS`: how long processed event ids are remembered (default 192,
+    /// one day more than the topics' 7-day retention).
+    pub inbox_keep: Duration,
     /// `TROUPE_BATCH_MAX`: messages per transaction.
     pub batch_max: usize,
     /// `TROUPE_BATCH_LINGER_MS`: how long a batch waits to fill once it has one message.
@@ -166,6 +169,7 @@ impl ProcessorConfig {
             static_member_id: std::env::var("TROUPE_STATIC_MEMBER_ID")
                 .ok()
                 .filter(|v| !v.is_empty()),
+            inbox_keep: Duration::from_secs(number("TROUPE_INBOX_KEEP_HOURS", 192) * 3600),
             batch_max: number("TROUPE_BATCH_MAX", 500) as usize,
             batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),
         }

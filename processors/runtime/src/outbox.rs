@@ -111,6 +111,19 @@ pub async fn append(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<(), s
     Ok(())
 }
 
+/// Forgets inbox entries received more than `keep` ago; returns how many. A duplicate can only
+/// arrive while the original is still in a topic, so `keep` must exceed the topics' retention
+/// (7 days in `topics.yaml`; the default keeps 8).
+pub async fn prune_inbox(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM troupe_inbox WHERE received_at < now() - make_interval(secs => $1)",
+    )
+    .bind(keep.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// How many rows wait to be published.
 pub async fn pending(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM troupe_outbox")

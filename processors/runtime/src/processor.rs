@@ -235,7 +235,7 @@ pub async fn spawn<H: Handler>(
         .handler
         .tick_interval()
         .map(|every| tokio::spawn(tick_loop(ctx.clone(), every, stop.clone())));
-    tokio::spawn(report_outbox(ctx.clone(), stop.clone()));
+    tokio::spawn(housekeeping(ctx.clone(), config.inbox_keep, stop.clone()));
     metrics.set_ready(true);
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
@@ -546,7 +546,9 @@ impl<H: Handler> Ctx<H> {
     }
 }
 
-async fn report_outbox<H: Handler>(ctx: Arc<Ctx<H>>, stop: CancellationToken) {
+/// Every 5 s: report the outbox's backlog. Every 10 min: prune the inbox.
+async fn housekeeping<H: Handler>(ctx: Arc<Ctx<H>>, inbox_keep: Duration, stop: CancellationToken) {
+    let mut last_prune = Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -554,6 +556,14 @@ async fn report_outbox<H: Handler>(ctx: Arc<Ctx<H>>, stop: CancellationToken) {
         }
         if let Ok(pending) = outbox::pending(&ctx.pool).await {
             ctx.metrics.outbox_pending(H::NAME, pending);
+        }
+        if last_prune.elapsed() >= Duration::from_secs(600) {
+            last_prune = Instant::now();
+            match outbox::prune_inbox(&ctx.pool, inbox_keep).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(processor = H::NAME, pruned, "inbox pruned"),
+                Err(error) => tracing::warn!(%error, processor = H::NAME, "inbox pruning failed"),
+            }
         }
     }
 }
