@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test lint fmt unit build
+.PHONY: help up down status demo test lint fmt unit build bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ fmt: ## format the code
 
 unit: ## unit tests only (no servers)
 	cargo test --workspace --lib --bins --locked
+
+bench: ## criterion benchmarks of the hot paths (the outbox one uses the local stack)
+	cargo bench -p troupe-events -p troupe-order -p troupe-runtime
 
 build: ## build every binary
 	cargo build --workspace --bins --locked

@@ -1,0 +1,66 @@
+//! Decode + encode of one event, the per-message work of every hop: the Avro datum with the
+//! schema already parsed and resolved (as the registry client caches it), and the mapping to
+//! and from the domain type. `cargo bench -p troupe-events`.
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use troupe_events::{avro, catalog, samples, EventType};
+use uuid::Uuid;
+
+fn codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("codec");
+    group.throughput(Throughput::Elements(1));
+    for event_type in [
+        EventType::OrderPlaced,
+        EventType::PaymentAuthorized,
+        EventType::OrderConfirmed,
+    ] {
+        let schema = Schema::parse_str(catalog::current(event_type).text).unwrap();
+        let writer = GenericDatumWriter::builder(&schema).build().unwrap();
+        let unchecked = GenericDatumWriter::builder(&schema)
+            .validate(false)
+            .build()
+            .unwrap();
+        let reader = GenericDatumReader::builder(&schema).build().unwrap();
+        let envelope = samples::sample(event_type, Uuid::now_v7());
+        let bytes = writer
+            .write_value_to_vec(avro::to_value(&envelope))
+            .unwrap();
+        let name = event_type.record_name();
+
+        group.bench_function(format!("encode/{}", event_type.name()), |b| {
+            b.iter(|| {
+                writer
+                    .write_value_to_vec(avro::to_value(black_box(&envelope)))
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("encode-unvalidated/{}", event_type.name()), |b| {
+            b.iter(|| {
+                unchecked
+                    .write_value_to_vec(avro::to_value(black_box(&envelope)))
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("decode/{}", event_type.name()), |b| {
+            b.iter(|| {
+                let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();
+                avro::from_value(&name, &value).unwrap()
+            })
+        });
+        group.bench_function(format!("decode+encode/{}", event_type.name()), |b| {
+            b.iter(|| {
+                let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();
+                let decoded = avro::from_value(&name, &value).unwrap();
+                writer.write_value_to_vec(avro::to_value(&decoded)).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec);
+criterion_main!(benches);
