@@ -329,8 +329,9 @@ fn commit_offsets(consumer: &StreamConsumer<LagContext>, batch: &[OwnedMessage])
     }
 }
 
-enum Item {
-    Event(Envelope),
+enum Item<'a> {
+    /// A decoded event and the message it came from.
+    Event(Envelope, &'a OwnedMessage),
     Dead {
         reason: Reason,
         detail: String,
@@ -338,6 +339,21 @@ enum Item {
         payload: Option<Vec<u8>>,
         origin: Origin,
     },
+}
+
+/// A message's key, bytes and position, unchanged, for its dead letter.
+fn original(message: &OwnedMessage) -> (Option<String>, Option<Vec<u8>>, Origin) {
+    (
+        message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        message.payload().map(<[u8]>::to_vec),
+        Origin {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+    )
 }
 
 impl<H: Handler> Ctx<H> {
@@ -348,7 +364,7 @@ impl<H: Handler> Ctx<H> {
             self.metrics
                 .consumed(H::NAME, self.topics.base(message.topic()));
             match self.codec.decode(message.payload()).await {
-                Ok(envelope) => items.push(Item::Event(envelope)),
+                Ok(envelope) => items.push(Item::Event(envelope, message)),
                 Err(DecodeError::Rejected { reason, detail }) => {
                     tracing::warn!(
                         processor = H::NAME,
@@ -359,18 +375,13 @@ impl<H: Handler> Ctx<H> {
                         error = %detail,
                         "dead-lettering a message"
                     );
+                    let (key, payload, origin) = original(message);
                     items.push(Item::Dead {
                         reason,
                         detail,
-                        key: message
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned()),
-                        payload: message.payload().map(<[u8]>::to_vec),
-                        origin: Origin {
-                            topic: message.topic().to_owned(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                        },
+                        key,
+                        payload,
+                        origin,
                     })
                 }
                 Err(transient @ DecodeError::Transient(_)) => return Err(transient.into()),
@@ -382,7 +393,7 @@ impl<H: Handler> Ctx<H> {
         let ids: Vec<Uuid> = items
             .iter()
             .filter_map(|item| match item {
-                Item::Event(e) => Some(e.meta.event_id),
+                Item::Event(e, _) => Some(e.meta.event_id),
                 Item::Dead { .. } => None,
             })
             .collect();
@@ -404,7 +415,7 @@ impl<H: Handler> Ctx<H> {
                     rows.push(self.dead_letter(reason, &detail, key, payload, &origin));
                     dead.push(reason);
                 }
-                Item::Event(envelope) => {
+                Item::Event(envelope, message) => {
                     if !fresh.remove(&envelope.meta.event_id) {
                         duplicates += 1;
                         continue;
@@ -427,17 +438,12 @@ impl<H: Handler> Ctx<H> {
                         }
                         Err(HandlerError::Rejected(detail)) => {
                             tracing::warn!(processor = H::NAME, error = %detail, "handler rejected an event");
-                            let origin = Origin {
-                                topic: self.topics.name(envelope.event_type().topic()),
-                                partition: -1,
-                                offset: -1,
-                            };
-                            let payload = self.codec.encode(&envelope).await?;
+                            let (key, payload, origin) = original(message);
                             rows.push(self.dead_letter(
                                 Reason::Rejected,
                                 &detail,
-                                Some(envelope.key()),
-                                Some(payload),
+                                key,
+                                payload,
                                 &origin,
                             ));
                             dead.push(Reason::Rejected);
