@@ -222,3 +222,42 @@ async fn config_drift_is_reported() {
         stdout(&check)
     );
 }
+
+#[test]
+fn bench_pipe_reports_its_rates_and_removes_its_topics() {
+    let output = Command::new(binary("troupe"))
+        .args(["bench", "pipe", "--messages", "2000", "--json"])
+        .env("TROUPE_KAFKA_BOOTSTRAP", &stack().kafka_bootstrap)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["messages"], 2000);
+    assert!(
+        report["pipe_msgs_per_sec"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["produce_msgs_per_sec"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .create()
+        .unwrap();
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let left: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| n.starts_with("troupe.bench.pipe."))
+        .collect();
+    assert!(left.is_empty(), "bench topics left behind: {left:?}");
+}

@@ -1,5 +1,6 @@
 //! `troupe`: the operator's command line.
 
+mod bench;
 mod produce;
 mod registry_client;
 mod scenario;
@@ -47,6 +48,9 @@ enum Command {
     Cancel(produce::CancelArgs),
     /// Publish one sample event, or raw bytes, for testing a single processor.
     Publish(produce::PublishArgs),
+    /// Measure: `troupe bench pipe` is the bare-Kafka baseline.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// What a command reports when it ran but found a problem (drift, incompatibility): the
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
             Command::Stock(command) => produce::stock(command).await,
             Command::Cancel(args) => produce::cancel(args).await,
             Command::Publish(args) => produce::publish(args).await,
+            Command::Bench(command) => bench::run(command).await,
         }
     });
     match result {

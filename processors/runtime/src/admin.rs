@@ -27,7 +27,7 @@ pub enum AdminError {
         source: KafkaError,
     },
     /// The broker answered with an error for one topic.
-    #[error("broker refused to create topic {topic}: {code}")]
+    #[error("broker refused the change to topic {topic}: {code}")]
     CreateRefused {
         topic: String,
         code: RDKafkaErrorCode,
@@ -302,6 +302,16 @@ impl TopicAdmin {
         }
         self.wait_for_metadata(&missing).await?;
         Ok(statuses)
+    }
+
+    /// Deletes topics (the bench harness's own; `apply` never deletes anything).
+    pub async fn delete(&self, topics: &[&str]) -> Result<(), AdminError> {
+        for result in self.client.delete_topics(topics, &self.options()).await? {
+            if let Err((topic, code)) = result {
+                return Err(AdminError::CreateRefused { topic, code });
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the broker's metadata lists every created topic with its partitions, so a

@@ -1,0 +1,172 @@
+//! `troupe bench pipe`: the baseline every saga figure is compared with — a bare rdkafka
+//! consume → produce hop, no decoding, logic or database, on the same broker and with the same
+//! topic settings (6 partitions) as the saga's topics.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Message};
+use troupe_events::topology::Topic;
+use troupe_runtime::admin::TopicAdmin;
+use troupe_runtime::config::KafkaConfig;
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A bare consume → produce hop: the broker's and client's ceiling on this machine.
+    Pipe(PipeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PipeArgs {
+    /// Messages to pipe.
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    /// Payload size in bytes (a saga event is 150–400 bytes on the wire).
+    #[arg(long, default_value_t = 300)]
+    size: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Pipe(args) => pipe(args).await,
+    }
+}
+
+fn topic(name: String) -> Topic {
+    Topic {
+        name,
+        description: "troupe bench pipe".into(),
+        partitions: 6,
+        replication_factor: 1,
+        config: BTreeMap::new(),
+        key: "order_id".into(),
+        values: vec![],
+        producers: vec![],
+        consumers: vec![],
+    }
+}
+
+fn new_producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("log_level", "3")
+        .create()?)
+}
+
+async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
+    if args.messages == 0 {
+        bail!("--messages must be at least 1");
+    }
+    let kafka = KafkaConfig::from_env();
+    let id = Uuid::now_v7().simple().to_string();
+    let input = format!("troupe.bench.pipe.{}.in", &id[..12]);
+    let output = format!("troupe.bench.pipe.{}.out", &id[..12]);
+    let admin = TopicAdmin::connect(&kafka).await?;
+    admin
+        .apply(&[topic(input.clone()), topic(output.clone())])
+        .await
+        .context("cannot create the bench topics")?;
+
+    // Load the input topic first; this rate is reported too.
+    let producer = new_producer(&kafka)?;
+    let payload = vec![0x5a_u8; args.size];
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(args.messages as usize);
+    for i in 0..args.messages {
+        let key = (i % 10_000).to_string();
+        let record = FutureRecord::to(&input).key(&key).payload(&payload);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => bail!("cannot enqueue: {error}"),
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .context("delivery canceled")?
+            .map_err(|(e, _)| e)?;
+    }
+    let produce_seconds = started.elapsed().as_secs_f64();
+
+    // The hop: consume in a group, produce each message to the output topic, commit offsets.
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("group.id", format!("troupe-bench-{id}"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("log_level", "3")
+        .create()?;
+    consumer.subscribe(&[&input])?;
+    let out = new_producer(&kafka)?;
+    let mut piped = 0u64;
+    let mut first = None;
+    let mut pending = Vec::with_capacity(10_000);
+    while piped < args.messages {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("no message for 30 s")??;
+        first.get_or_insert_with(Instant::now);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(value) = message.payload() {
+            record = record.payload(value);
+        }
+        match out.send_result(record) {
+            Ok(delivery) => pending.push(delivery),
+            Err((error, _)) => bail!("cannot enqueue: {error}"),
+        }
+        piped += 1;
+        if pending.len() >= 10_000 || piped == args.messages {
+            for delivery in pending.drain(..) {
+                delivery
+                    .await
+                    .context("delivery canceled")?
+                    .map_err(|(e, _)| e)?;
+            }
+            consumer.commit_consumer_state(CommitMode::Async)?;
+        }
+    }
+    out.flush(Duration::from_secs(30))?;
+    let pipe_seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    drop(consumer);
+    if let Err(error) = admin.delete(&[&input, &output]).await {
+        eprintln!("troupe: could not delete the bench topics: {error}");
+    }
+
+    let produce_rate = args.messages as f64 / produce_seconds;
+    let pipe_rate = args.messages as f64 / pipe_seconds;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "pipe",
+                "messages": args.messages,
+                "payload_bytes": args.size,
+                "partitions": 6,
+                "produce_msgs_per_sec": produce_rate.round(),
+                "pipe_msgs_per_sec": pipe_rate.round(),
+                "pipe_seconds": pipe_seconds,
+            })
+        );
+    } else {
+        println!(
+            "pipe: {} messages of {} bytes, 6 partitions\n  produce only:      {:>9.0} msgs/s\n  consume → produce: {:>9.0} msgs/s ({pipe_seconds:.2} s)",
+            args.messages, args.size, produce_rate, pipe_rate
+        );
+    }
+    Ok(())
+}
