@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use troupe_e2e::Saga;
 use troupe_events::{samples, topics, EventType};
@@ -259,19 +258,7 @@ async fn bad_input_is_dead_lettered_while_good_traffic_flows() {
             .await
             .expect("a dead letter within 30 s")
             .unwrap();
-        let headers: Vec<(String, String)> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| {
-                        (
-                            x.key.to_owned(),
-                            String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = troupe_runtime::processor::headers_of(message.headers());
         let get = |name: &str| {
             headers
                 .iter()
@@ -331,6 +318,7 @@ async fn database_connections_killed_mid_run_are_retried_without_loss() {
         .collect();
     let mut killed = 0i64;
     for _ in 0..15 {
+        // Pacing of the fault injection across the run, not a wait for anything.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let n: i64 = sqlx::query_scalar(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity

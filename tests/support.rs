@@ -308,8 +308,9 @@ impl Saga {
             let snapshot = self.snapshot().await;
             let violations = snapshot.violations(expected);
             if violations.is_empty() && snapshot.outbox_pending == 0 {
-                // Settled. Look once more after everything in flight could have landed: an
-                // effect that arrives late must not break what held a moment ago.
+                // Settled: the condition above is the synchronisation. What follows is an
+                // observation window, not a wait for anything: a late effect (a duplicate still
+                // in flight) must not break what held a moment ago.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let again = self.snapshot().await;
                 let late = again.violations(expected);

@@ -319,6 +319,11 @@ impl EventType {
         EventType::CustomerNotified,
     ];
 
+    /// The position of this type in [`EventType::ALL`], for tables indexed by event type.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The short name, e.g. `OrderPlaced` (a metric label).
     pub fn name(self) -> &'static str {
         match self {

@@ -27,4 +27,11 @@ mod tests {
         }
         assert!(topology.topic(super::DEADLETTER).is_some());
     }
+
+    #[test]
+    fn event_type_indexes_follow_all() {
+        for (i, event_type) in EventType::ALL.into_iter().enumerate() {
+            assert_eq!(event_type.index(), i, "{event_type:?}");
+        }
+    }
 }

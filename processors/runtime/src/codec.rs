@@ -45,8 +45,8 @@ pub struct Codec {
 struct Inner {
     encoder: AvroEncoder,
     decoder: AvroDecoder,
-    /// One subject strategy per event type, built once.
-    strategies: Vec<(EventType, SubjectNameStrategy)>,
+    /// One subject strategy per event type, built once, indexed by [`EventType::index`].
+    strategies: Vec<SubjectNameStrategy>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -69,11 +69,10 @@ impl Codec {
                     SchemaType::Avro,
                     schema.text.to_owned(),
                 );
-                let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
+                SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
                     topics.name(event_type.topic()),
                     supplied,
-                );
-                (event_type, strategy)
+                )
             })
             .collect();
         Self {
@@ -86,13 +85,7 @@ impl Codec {
     }
 
     fn strategy(&self, event_type: EventType) -> &SubjectNameStrategy {
-        &self
-            .inner
-            .strategies
-            .iter()
-            .find(|(t, _)| *t == event_type)
-            .expect("a strategy for every event type")
-            .1
+        &self.inner.strategies[event_type.index()]
     }
 
     /// Encodes an event with its current schema.

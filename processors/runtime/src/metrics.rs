@@ -241,14 +241,6 @@ impl Metrics {
             .expect("text encoding");
         String::from_utf8(buffer).expect("utf-8 exposition")
     }
-
-    /// A counter's current value, for tests and the CLI.
-    pub fn dead_letters(&self, processor: &str, reason: &str) -> u64 {
-        self.inner
-            .dead_letters
-            .with_label_values(&[processor, reason])
-            .get()
-    }
 }
 
 impl Default for Metrics {

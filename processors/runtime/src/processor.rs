@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use sqlx::PgPool;
@@ -57,13 +57,6 @@ enum BatchError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
-}
-
-/// A running processor's parts, as tests and the CLI may want them.
-#[derive(Debug, Clone)]
-pub struct Running {
-    pub metrics: Metrics,
-    pub metrics_address: std::net::SocketAddr,
 }
 
 struct Ctx<H> {
@@ -135,17 +128,6 @@ pub async fn start<H: Handler>(
     handler: H,
     stop: CancellationToken,
 ) -> Result<impl Future<Output = ()> + Send, RuntimeError> {
-    let (running, task) = spawn(config, handler, stop).await?;
-    let _ = running;
-    Ok(task)
-}
-
-/// Like [`start`], also returning the processor's metrics and address.
-pub async fn spawn<H: Handler>(
-    config: ProcessorConfig,
-    handler: H,
-    stop: CancellationToken,
-) -> Result<(Running, impl Future<Output = ()> + Send), RuntimeError> {
     let topics = Topics::from_env();
     let metrics = Metrics::new();
     let pool = crate::db::connect(&config.database_url, 8).await?;
@@ -239,11 +221,7 @@ pub async fn spawn<H: Handler>(
     metrics.set_ready(true);
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
-    let running = Running {
-        metrics: metrics.clone(),
-        metrics_address,
-    };
-    let task = async move {
+    Ok(async move {
         consume(&ctx, &consumer, &config, &stop).await;
         metrics.set_ready(false);
         if let Some(ticker) = ticker {
@@ -253,8 +231,7 @@ pub async fn spawn<H: Handler>(
         let _ = relay.await;
         metrics::unregister_scrape_target(scrape_target);
         tracing::info!(processor = H::NAME, "processor stopped");
-    };
-    Ok((running, task))
+    })
 }
 
 async fn consume<H: Handler>(
@@ -574,14 +551,14 @@ async fn housekeeping<H: Handler>(ctx: Arc<Ctx<H>>, inbox_keep: Duration, stop: 
     }
 }
 
-/// The headers of a consumed message as (name, value) pairs, for tools and tests.
-pub fn headers_of(headers: Option<&OwnedHeaders>) -> Vec<(String, String)> {
+/// The headers of a message as (name, value) pairs, for tools and tests.
+pub fn headers_of<T: Headers + ?Sized>(headers: Option<&T>) -> Vec<(String, String)> {
     let Some(headers) = headers else {
         return Vec::new();
     };
-    headers
-        .iter()
-        .map(|Header { key, value }| {
+    (0..headers.count())
+        .map(|i| {
+            let Header { key, value } = headers.get(i);
             (
                 key.to_owned(),
                 value
