@@ -287,6 +287,8 @@ export TROUPE_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 export TROUPE_POSTGRES_URL=postgres://troupe@127.0.0.1:$POSTGRES_PORT
 export TROUPE_SCYLLA_NODES=127.0.0.1:$CQL_PORT
 export TROUPE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
+# tansu holds every fetch for about fetch.wait.max.ms even when data waits (docs/benchmarks.md).
+export TROUPE_KAFKA_FETCH_WAIT_MS=10
 EOF
   mv "$TROUPE_HOME/stack.env.tmp" "$TROUPE_HOME/stack.env"
 }

@@ -253,11 +253,19 @@ fn bench_pipe_reports_its_rates_and_removes_its_topics() {
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))
         .unwrap();
+    let used: Vec<&str> = report["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(used.len(), 2, "{report}");
+    assert!(used.iter().all(|t| t.starts_with("troupe.bench.pipe.")));
     let left: Vec<&str> = metadata
         .topics()
         .iter()
         .map(|t| t.name())
-        .filter(|n| n.starts_with("troupe.bench.pipe."))
+        .filter(|n| used.contains(n))
         .collect();
     assert!(left.is_empty(), "bench topics left behind: {left:?}");
 }

@@ -48,7 +48,8 @@ enum Command {
     Cancel(produce::CancelArgs),
     /// Publish one sample event, or raw bytes, for testing a single processor.
     Publish(produce::PublishArgs),
-    /// Measure: `troupe bench pipe` is the bare-Kafka baseline.
+    /// Measure: `troupe bench saga` under open-loop load, `troupe bench pipe` the bare-Kafka
+    /// baseline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
@@ -107,7 +108,7 @@ fn main() -> ExitCode {
             Command::Stock(command) => produce::stock(command).await,
             Command::Cancel(args) => produce::cancel(args).await,
             Command::Publish(args) => produce::publish(args).await,
-            Command::Bench(command) => bench::run(command).await,
+            Command::Bench(command) => bench::run(command, &cli.topics_file).await,
         }
     });
     match result {

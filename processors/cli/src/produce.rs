@@ -330,6 +330,7 @@ async fn watch_outcomes(
         .set("bootstrap.servers", &kafka.bootstrap)
         .set("group.id", format!("troupe-cli-{}", Uuid::now_v7()))
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions as i32 {

@@ -7,7 +7,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use troupe_events::{avro, catalog, samples, EventType};
+use troupe_events::{avro, catalog, samples, validate::validate, EventType};
 use uuid::Uuid;
 
 fn codec(c: &mut Criterion) {
@@ -51,6 +51,24 @@ fn codec(c: &mut Criterion) {
                 avro::from_value(&name, &value).unwrap()
             })
         });
+        // The direct path the codec takes for current-schema messages: bytes straight into the
+        // domain type, validated, and straight back to bytes.
+        group.bench_function(format!("direct-decode/{}", event_type.name()), |b| {
+            b.iter(|| avro::from_binary(event_type, black_box(&bytes)).unwrap())
+        });
+        group.bench_function(format!("direct-encode/{}", event_type.name()), |b| {
+            b.iter(|| avro::to_binary(black_box(&envelope)))
+        });
+        group.bench_function(
+            format!("direct-decode+validate+encode/{}", event_type.name()),
+            |b| {
+                b.iter(|| {
+                    let decoded = avro::from_binary(event_type, black_box(&bytes)).unwrap();
+                    validate(&decoded).unwrap();
+                    avro::to_binary(&decoded)
+                })
+            },
+        );
         group.bench_function(format!("decode+encode/{}", event_type.name()), |b| {
             b.iter(|| {
                 let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();

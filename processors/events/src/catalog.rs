@@ -66,6 +66,30 @@ pub fn current(event_type: EventType) -> &'static SchemaFile {
         .expect("every event type has a schema")
 }
 
+impl SchemaFile {
+    /// The schema's Parsing Canonical Form, computed once per file: what two schemas must
+    /// share to be the same schema, whatever their whitespace, docs or field order of keys.
+    pub fn canonical_form(&self) -> &'static str {
+        use std::sync::OnceLock;
+        static FORMS: OnceLock<Vec<String>> = OnceLock::new();
+        let forms = FORMS.get_or_init(|| {
+            SCHEMAS
+                .iter()
+                .map(|file| {
+                    apache_avro::Schema::parse_str(file.text)
+                        .expect("embedded schemas parse")
+                        .canonical_form()
+                })
+                .collect()
+        });
+        let index = SCHEMAS
+            .iter()
+            .position(|file| file.path == self.path)
+            .expect("a catalog file");
+        &forms[index]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

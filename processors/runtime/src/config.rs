@@ -29,6 +29,11 @@ pub struct KafkaConfig {
     pub bootstrap: String,
     /// How long an administrative call may take before the broker counts as unreachable.
     pub request_timeout: Duration,
+    /// `TROUPE_KAFKA_FETCH_WAIT_MS` (default 100): the longest a fetch may wait for data
+    /// (`fetch.wait.max.ms`). Kafka answers a fetch as soon as data arrives, so this only
+    /// bounds idle polling there; the local broker (tansu 0.6) holds every fetch for about
+    /// this long even when data is waiting, so the local stack sets 10 — see docs/benchmarks.md.
+    pub fetch_wait_ms: u64,
 }
 
 impl KafkaConfig {
@@ -39,6 +44,7 @@ impl KafkaConfig {
                 format!("127.0.0.1:{}", ports::KAFKA),
             ),
             request_timeout: Duration::from_secs(10),
+            fetch_wait_ms: number("TROUPE_KAFKA_FETCH_WAIT_MS", 100),
         }
     }
 }
@@ -86,6 +92,14 @@ impl PostgresConfig {
 }
 
 /// Replaces (or adds) the database path of a PostgreSQL URL, keeping any query string.
+/// A whole number from the environment, or `default` when unset or not a number.
+fn number(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -153,12 +167,6 @@ impl ProcessorConfig {
     /// `TROUPE_DATABASE` or `troupe_<name>` on `TROUPE_POSTGRES_URL`.
     pub fn from_env(name: &str) -> Self {
         let database = env_or("TROUPE_DATABASE", format!("troupe_{name}"));
-        let number = |var: &str, default: u64| {
-            std::env::var(var)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
         Self {
             kafka: KafkaConfig::from_env(),
             registry: RegistryConfig::from_env(),

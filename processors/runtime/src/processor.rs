@@ -166,6 +166,7 @@ pub async fn start<H: Handler>(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("statistics.interval.ms", "5000")
+        .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
         .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
         .create_with_context(LagContext {
             processor: H::NAME,

@@ -1,6 +1,12 @@
-//! `troupe bench pipe`: the baseline every saga figure is compared with — a bare rdkafka
-//! consume → produce hop, no decoding, logic or database, on the same broker and with the same
-//! topic settings (6 partitions) as the saga's topics.
+//! `troupe bench`: measurements a user can reproduce.
+//!
+//! - `pipe`: the baseline every saga figure is compared with — a bare rdkafka consume →
+//!   produce hop, no decoding, logic or database, on the same broker and with the same topic
+//!   settings (6 partitions) as the saga's topics.
+//! - `saga`: the five processors under open-loop load; see [`saga`].
+
+mod probe;
+mod saga;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,6 +25,9 @@ use uuid::Uuid;
 pub enum BenchCommand {
     /// A bare consume → produce hop: the broker's and client's ceiling on this machine.
     Pipe(PipeArgs),
+    /// The saga under open-loop load: sustainable rate, latency percentiles, per-hop latency,
+    /// CPU and memory per process, and the ratio against `pipe` measured in the same run.
+    Saga(saga::SagaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -34,9 +43,18 @@ pub struct PipeArgs {
     json: bool,
 }
 
-pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(command: BenchCommand, topics_file: &std::path::Path) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Pipe(args) => pipe(args).await,
+        BenchCommand::Pipe(args) => {
+            let result = pipe(args.messages, args.size).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                println!("{result}");
+            }
+            Ok(())
+        }
+        BenchCommand::Saga(args) => saga::run(args, topics_file).await,
     }
 }
 
@@ -65,8 +83,38 @@ fn new_producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
         .create()?)
 }
 
-async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
-    if args.messages == 0 {
+/// What one pipe run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipeResult {
+    pub messages: u64,
+    pub payload_bytes: usize,
+    pub partitions: u32,
+    pub produce_msgs_per_sec: f64,
+    pub pipe_msgs_per_sec: f64,
+    pub pipe_seconds: f64,
+    /// The two topics it used (deleted afterwards).
+    pub topics: [String; 2],
+}
+
+impl std::fmt::Display for PipeResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pipe: {} messages of {} bytes, {} partitions\n  produce only:      {:>9.0} msgs/s\n  consume → produce: {:>9.0} msgs/s ({:.2} s)",
+            self.messages,
+            self.payload_bytes,
+            self.partitions,
+            self.produce_msgs_per_sec,
+            self.pipe_msgs_per_sec,
+            self.pipe_seconds
+        )
+    }
+}
+
+/// Loads a fresh input topic with `messages` payloads of `size` bytes, then pipes them through
+/// one consume → produce hop into a fresh output topic; both topics are deleted afterwards.
+pub async fn pipe(messages: u64, size: usize) -> anyhow::Result<PipeResult> {
+    if messages == 0 {
         bail!("--messages must be at least 1");
     }
     let kafka = KafkaConfig::from_env();
@@ -81,10 +129,10 @@ async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
 
     // Load the input topic first; this rate is reported too.
     let producer = new_producer(&kafka)?;
-    let payload = vec![0x5a_u8; args.size];
+    let payload = vec![0x5a_u8; size];
     let started = Instant::now();
-    let mut deliveries = Vec::with_capacity(args.messages as usize);
-    for i in 0..args.messages {
+    let mut deliveries = Vec::with_capacity(messages as usize);
+    for i in 0..messages {
         let key = (i % 10_000).to_string();
         let record = FutureRecord::to(&input).key(&key).payload(&payload);
         match producer.send_result(record) {
@@ -106,6 +154,7 @@ async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
         .set("group.id", format!("troupe-bench-{id}"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
         .set("log_level", "3")
         .create()?;
     consumer.subscribe(&[&input])?;
@@ -113,7 +162,7 @@ async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
     let mut piped = 0u64;
     let mut first = None;
     let mut pending = Vec::with_capacity(10_000);
-    while piped < args.messages {
+    while piped < messages {
         let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .context("no message for 30 s")??;
@@ -130,7 +179,7 @@ async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
             Err((error, _)) => bail!("cannot enqueue: {error}"),
         }
         piped += 1;
-        if pending.len() >= 10_000 || piped == args.messages {
+        if pending.len() >= 10_000 || piped == messages {
             for delivery in pending.drain(..) {
                 delivery
                     .await
@@ -147,26 +196,13 @@ async fn pipe(args: PipeArgs) -> anyhow::Result<()> {
         eprintln!("troupe: could not delete the bench topics: {error}");
     }
 
-    let produce_rate = args.messages as f64 / produce_seconds;
-    let pipe_rate = args.messages as f64 / pipe_seconds;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "bench": "pipe",
-                "messages": args.messages,
-                "payload_bytes": args.size,
-                "partitions": 6,
-                "produce_msgs_per_sec": produce_rate.round(),
-                "pipe_msgs_per_sec": pipe_rate.round(),
-                "pipe_seconds": pipe_seconds,
-            })
-        );
-    } else {
-        println!(
-            "pipe: {} messages of {} bytes, 6 partitions\n  produce only:      {:>9.0} msgs/s\n  consume → produce: {:>9.0} msgs/s ({pipe_seconds:.2} s)",
-            args.messages, args.size, produce_rate, pipe_rate
-        );
-    }
-    Ok(())
+    Ok(PipeResult {
+        messages,
+        payload_bytes: size,
+        partitions: 6,
+        produce_msgs_per_sec: (messages as f64 / produce_seconds).round(),
+        pipe_msgs_per_sec: (messages as f64 / pipe_seconds).round(),
+        pipe_seconds,
+        topics: [input, output],
+    })
 }
