@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test lint fmt unit build bench
+.PHONY: help up down status demo test lint fmt unit build bench bench-saga
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,11 @@ unit: ## unit tests only (no servers)
 
 bench: ## criterion benchmarks of the hot paths (the outbox one uses the local stack)
 	cargo bench -p troupe-events -p troupe-order -p troupe-runtime
+
+bench-saga: ## the saga under open-loop load against a bare pipe (release build, ~6 min)
+	@scripts/stack.sh up
+	cargo build --release --workspace --bins --locked
+	@source .troupe/stack.env && "$${CARGO_TARGET_DIR:-target}/release/troupe" bench saga $(BENCH_ARGS)
 
 build: ## build every binary
 	cargo build --workspace --bins --locked

@@ -856,7 +856,8 @@ struct Probes<'a> {
     phase: usize,
 }
 
-/// Runs `work` while sampling every 500 ms.
+/// Runs `work` while sampling every 500 ms. The two run concurrently (`join!`, not
+/// `select!`): a sample that takes long must never hold back the sender's schedule.
 async fn sampled<F, T>(
     work: F,
     watched: &mut Watched,
@@ -866,17 +867,26 @@ where
     F: std::future::Future<Output = anyhow::Result<T>>,
 {
     let mut sampler = Sampler::new(watched);
-    let mut interval = tokio::time::interval(Duration::from_millis(500));
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            result = &mut work => {
-                sampler.tick(watched, &probes).await?;
-                return Ok((result?, sampler));
+    let finished = tokio::sync::Notify::new();
+    let working = async {
+        let result = work.await;
+        finished.notify_one();
+        result
+    };
+    let sampling = async {
+        let mut interval = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                () = finished.notified() => break,
+                _ = interval.tick() => sampler.tick(watched, &probes).await?,
             }
-            _ = interval.tick() => sampler.tick(watched, &probes).await?,
         }
-    }
+        // One last sample at the end of the work.
+        sampler.tick(watched, &probes).await
+    };
+    let (result, sampling) = tokio::join!(working, sampling);
+    sampling?;
+    Ok((result?, sampler))
 }
 
 /// What "nothing left to do" is checked against.
