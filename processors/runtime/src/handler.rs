@@ -21,6 +21,19 @@ pub enum HandlerError {
     /// The database failed; the whole batch is retried with backoff.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// Another store the handler writes to failed (a read-model store); the whole batch is
+    /// retried with backoff. Writes to such a store must be idempotent: a retried batch
+    /// writes them again.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// Where a message was read: its topic's base name (without prefix), partition and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// A processor's business logic.
@@ -42,6 +55,32 @@ pub trait Handler: Send + Sync + 'static {
         envelope: &Envelope,
         now_ms: i64,
     ) -> impl Future<Output = Result<Vec<Envelope>, HandlerError>> + Send;
+
+    /// Applies one event read at `source`. The runtime calls this; the default forgets where
+    /// the event was read and calls [`Handler::handle`]. Read models override it to record
+    /// positions.
+    fn handle_at(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &Envelope,
+        source: Source<'_>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<Envelope>, HandlerError>> + Send {
+        let _ = source;
+        self.handle(conn, envelope, now_ms)
+    }
+
+    /// Called once per batch, in its transaction, before the commit, with the next offset to
+    /// read of every partition the batch read from (duplicates and dead letters included).
+    /// The default does nothing.
+    fn batch_applied(
+        &self,
+        conn: &mut PgConnection,
+        next_offsets: &[(String, i32, i64)],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = (conn, next_offsets);
+        async { Ok(()) }
+    }
 
     /// How often [`Handler::tick`] runs; `None` (the default) for no timers.
     fn tick_interval(&self) -> Option<Duration> {

@@ -23,5 +23,5 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod topics;
 
-pub use handler::{Handler, HandlerError};
+pub use handler::{Handler, HandlerError, Source};
 pub use processor::run;

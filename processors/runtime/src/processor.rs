@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
 use crate::deadletter::{dead_letter_headers, Origin, Reason};
-use crate::handler::{now_ms, Handler, HandlerError};
+use crate::handler::{now_ms, Handler, HandlerError, Source};
 use crate::metrics::{self, Metrics};
 use crate::outbox::{self, Backoff, OutboxRow, Relay};
 use crate::topics::Topics;
@@ -53,6 +53,8 @@ pub enum RuntimeError {
 enum BatchError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("store: {0}")]
+    Store(String),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
@@ -406,7 +408,16 @@ impl<H: Handler> Ctx<H> {
                         correlation_id = %envelope.meta.correlation_id,
                     );
                     let _enter = span.enter();
-                    match self.handler.handle(&mut tx, &envelope, now).await {
+                    let source = Source {
+                        topic: self.topics.base(message.topic()),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    };
+                    match self
+                        .handler
+                        .handle_at(&mut tx, &envelope, source, now)
+                        .await
+                    {
                         Ok(outputs) => {
                             handled.push(envelope.event_type().name());
                             for output in outputs {
@@ -427,8 +438,28 @@ impl<H: Handler> Ctx<H> {
                             dead.push(Reason::Rejected);
                         }
                         Err(HandlerError::Database(error)) => return Err(error.into()),
+                        Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
                     }
                 }
+            }
+        }
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for message in batch {
+            let entry = next
+                .entry((
+                    self.topics.base(message.topic()).to_owned(),
+                    message.partition(),
+                ))
+                .or_default();
+            *entry = (*entry).max(message.offset() + 1);
+        }
+        let next: Vec<(String, i32, i64)> = next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        match self.handler.batch_applied(&mut tx, &next).await {
+            Ok(()) => {}
+            Err(HandlerError::Database(error)) => return Err(error.into()),
+            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
+            Err(HandlerError::Rejected(detail)) => {
+                return Err(BatchError::Store(format!("batch rejected: {detail}")))
             }
         }
         outbox::append(&mut tx, &rows).await?;
@@ -509,6 +540,7 @@ impl<H: Handler> Ctx<H> {
         let outputs = match self.handler.tick(&mut tx, now_ms()).await {
             Ok(outputs) => outputs,
             Err(HandlerError::Database(error)) => return Err(error.into()),
+            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
             Err(HandlerError::Rejected(detail)) => {
                 tracing::error!(processor = H::NAME, error = %detail, "a timer was rejected");
                 return Ok(());

@@ -206,7 +206,11 @@ pub struct SagaReport {
     pub mix: String,
     pub pipe: PipeResult,
     pub steps: Vec<StepReport>,
+    /// Distinct events per order, counted by the observer, not assumed.
     pub messages_per_order: f64,
+    /// Messages written beyond the distinct events: redeliveries of the at-least-once relay
+    /// (consumers drop them by event id).
+    pub duplicate_messages: i64,
     pub sustainable_orders_per_sec: Option<f64>,
     pub sustainable_msgs_per_sec: Option<f64>,
     /// (orders/s × messages per order) ÷ pipe messages/s.
@@ -523,6 +527,8 @@ struct Phase {
     latency: Histogram<u64>,
     offered: u64,
     completed: u64,
+    /// Distinct events seen for the phase's orders (a redelivered message counts once).
+    events: u64,
     /// Whether hops are recorded (the latency phase only: the others would only add memory).
     hops: bool,
 }
@@ -534,6 +540,8 @@ struct Book {
     orders: HashMap<Uuid, (usize, Instant, bool)>,
     phases: Vec<Phase>,
     seen: HashMap<Uuid, Seen>,
+    /// Every event id seen, to count distinct events.
+    ids: std::collections::HashSet<Uuid>,
     waiting: HashMap<Uuid, Vec<Effect>>,
     /// (cause type, effect type) → (hop µs, relay µs).
     hops: BTreeMap<(usize, usize), (Histogram<u64>, Histogram<u64>)>,
@@ -550,6 +558,7 @@ impl Book {
             latency: histogram(),
             offered: 0,
             completed: 0,
+            events: 0,
             hops,
         });
         self.phases.len() - 1
@@ -570,6 +579,9 @@ impl Book {
         let Some(&(phase, scheduled, ended)) = self.orders.get(&envelope.meta.order_id) else {
             return;
         };
+        if self.ids.insert(envelope.meta.event_id) {
+            self.phases[phase].events += 1;
+        }
         if self.phases[phase].hops {
             let effect = Effect {
                 event_type: envelope.event_type(),
@@ -1090,7 +1102,14 @@ async fn measure(
     }
     let mut messages_per_order = 8.0;
     let mut total_orders = 0u64;
+    let mut measured = Vec::new();
     let baseline = sum_highs(&lag, &saga_topics)?;
+    // Distinct events per order over the measured phases; the topics' message count on top of
+    // that is the at-least-once relay's duplicates.
+    let distinct = |book: &Arc<Mutex<Book>>, phases: &[usize]| -> u64 {
+        let book = book.lock().expect("book lock");
+        phases.iter().map(|p| book.phases[*p].events).sum()
+    };
 
     let mut steps = Vec::new();
     let mut sustainable = None;
@@ -1116,9 +1135,9 @@ async fn measure(
         let timeout = Duration::from_secs(120 + args.step_seconds * 2);
         let drained = drain(&book, phase, orders, &quiet, timeout).await?;
         total_orders += orders;
-        let written = sum_highs(&lag, &saga_topics)? - baseline;
+        measured.push(phase);
         if drained.is_some() && total_orders > 0 {
-            messages_per_order = written as f64 / total_orders as f64;
+            messages_per_order = distinct(&book, &measured) as f64 / total_orders as f64;
         }
         let (latency, completed) = {
             let book = book.lock().expect("book lock");
@@ -1205,8 +1224,8 @@ async fn measure(
             bail!("the latency phase did not drain: the saga does not keep up at {latency_rate} orders/s");
         }
         total_orders += orders;
-        messages_per_order =
-            (sum_highs(&lag, &saga_topics)? - baseline) as f64 / total_orders as f64;
+        measured.push(phase);
+        messages_per_order = distinct(&book, &measured) as f64 / total_orders as f64;
         let book = book.lock().expect("book lock");
         let hops = book
             .hops
@@ -1235,6 +1254,8 @@ async fn measure(
 
     let dead_letters = sum_highs(&lag, &[deployment.topics.name(topics::DEADLETTER)])?;
     let sustainable_msgs = sustainable.map(|r| round2(r * messages_per_order));
+    let written = sum_highs(&lag, &saga_topics)? - baseline;
+    let duplicates = (written - distinct(&book, &measured) as i64).max(0);
     let report = SagaReport {
         bench: "saga",
         run: deployment.id.clone(),
@@ -1245,6 +1266,7 @@ async fn measure(
         pipe,
         steps,
         messages_per_order: round2(messages_per_order),
+        duplicate_messages: duplicates,
         sustainable_orders_per_sec: sustainable,
         sustainable_msgs_per_sec: sustainable_msgs,
         latency,
@@ -1307,7 +1329,10 @@ fn print_report(report: &SagaReport) {
             }
         );
     }
-    println!("\nmessages per order: {:.2}", report.messages_per_order);
+    println!(
+        "\nmessages per order: {:.2} (duplicates written by the relays: {})",
+        report.messages_per_order, report.duplicate_messages
+    );
     match (report.sustainable_orders_per_sec, report.sustainable_msgs_per_sec, report.ratio_to_pipe) {
         (Some(orders), Some(msgs), Some(ratio)) => println!(
             "sustainable: {orders:.0} orders/s = {msgs:.0} msgs/s = {ratio:.3} × the pipe's {:.0} msgs/s",
