@@ -22,16 +22,37 @@ pub enum PublishError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
-/// Where a message landed: the position a reader can wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a message landed: the position a reader can wait for (`?min_position=` of the query
+/// API), written `topic/partition@offset` with the topic's base name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
+    pub topic: String,
     pub partition: i32,
     pub offset: i64,
 }
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.partition, self.offset)
+        write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = String;
+
+    /// `topic/partition@offset`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a position (topic/partition@offset)");
+        let (topic, rest) = s.rsplit_once('/').ok_or_else(bad)?;
+        let (partition, offset) = rest.split_once('@').ok_or_else(bad)?;
+        if topic.is_empty() {
+            return Err(bad());
+        }
+        Ok(Position {
+            topic: topic.to_owned(),
+            partition: partition.parse().map_err(|_| bad())?,
+            offset: offset.parse().map_err(|_| bad())?,
+        })
     }
 }
 
@@ -122,6 +143,7 @@ impl Publisher {
             .await
             .map_err(|(error, _)| error)?;
         Ok(Position {
+            topic: self.topics.base(topic).to_owned(),
             partition: delivery.partition,
             offset: delivery.offset,
         })
@@ -131,5 +153,27 @@ impl Publisher {
     pub fn flush(&self) -> Result<(), PublishError> {
         self.producer.flush(Duration::from_secs(15))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_print_and_parse() {
+        let position = Position {
+            topic: "troupe.orders.commands".into(),
+            partition: 3,
+            offset: 17,
+        };
+        assert_eq!(position.to_string(), "troupe.orders.commands/3@17");
+        assert_eq!(
+            "troupe.orders.commands/3@17".parse::<Position>(),
+            Ok(position)
+        );
+        for bad in ["", "3@17", "t/3", "t/x@1", "t/1@y", "/1@2"] {
+            assert!(bad.parse::<Position>().is_err(), "{bad}");
+        }
     }
 }

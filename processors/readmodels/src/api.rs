@@ -1,0 +1,399 @@
+//! The query API: JSON over HTTP (axum), reading one copy of the read models.
+//!
+//! | endpoint | store |
+//! |---|---|
+//! | `GET /orders/{id}` | PostgreSQL `order_summary` |
+//! | `GET /customers/{id}/orders?limit=&page=` | ScyllaDB, newest first |
+//! | `GET /orders/{id}/timeline` | ScyllaDB |
+//! | `GET /stock/{sku}` | ScyllaDB |
+//! | `GET /stats/daily` | PostgreSQL analytics |
+//! | `GET /openapi.json`, `GET /health` | |
+//!
+//! Read-your-writes: every read takes `?min_position=topic/partition@offset` (what the CLI
+//! prints when it publishes) and waits, up to `TROUPE_QUERY_WAIT_MS`, until the store it reads
+//! has applied that message. Errors are JSON: `{"error": "...", "code": "..."}`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use troupe_runtime::publish::Position;
+use uuid::Uuid;
+
+use crate::cql::CqlStore;
+use crate::pg::PgStore;
+use crate::store::{ReadStore, StoreError};
+use crate::Copy;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pg: PgStore,
+    cql: Arc<CqlStore>,
+    /// The longest a read waits for `min_position`.
+    wait: Duration,
+}
+
+impl Api {
+    pub fn new(pg: PgStore, cql: CqlStore, wait: Duration) -> Self {
+        Self {
+            pg,
+            cql: Arc::new(cql),
+            wait,
+        }
+    }
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message,
+        }
+    }
+
+    fn not_found(message: String) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "store_unavailable",
+            message: error.0,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": self.message, "code": self.code })),
+        )
+            .into_response()
+    }
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn order_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not an order id (a UUID)")))
+}
+
+fn number(
+    params: &HashMap<String, String>,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "{name} must be a whole number from 0 to {max}, not {text:?}"
+            ))),
+        },
+    }
+}
+
+/// Waits until `store` applied `min_position`, if the request names one.
+async fn applied<S: ReadStore>(
+    store: &S,
+    params: &HashMap<String, String>,
+    wait: Duration,
+) -> Result<(), ApiError> {
+    let Some(text) = params.get("min_position") else {
+        return Ok(());
+    };
+    let wanted: Position = text.parse().map_err(ApiError::bad_request)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let next = store.position(&wanted.topic, wanted.partition).await?;
+        if next.is_some_and(|next| next > wanted.offset) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: "not_applied_yet",
+                message: format!(
+                    "{wanted} is not applied after {} ms (applied up to offset {} of that partition)",
+                    wait.as_millis(),
+                    next.map_or("none".into(), |n| (n - 1).to_string())
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn order(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    applied(&api.pg, &params, api.wait).await?;
+    match api.pg.order(id).await? {
+        Some(order) => Ok(Json(order).into_response()),
+        None => Err(ApiError::not_found(format!("no order {id}"))),
+    }
+}
+
+async fn customer_orders(
+    State(api): State<Api>,
+    Path(customer): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    if customer.is_empty() || customer.len() > 200 {
+        return Err(ApiError::bad_request(
+            "a customer id is 1 to 200 characters".into(),
+        ));
+    }
+    let limit = number(&params, "limit", 20, 100)?;
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit must be at least 1".into()));
+    }
+    let page = number(&params, "page", 0, 100_000)?;
+    applied(&*api.cql, &params, api.wait).await?;
+    let orders = api.cql.customer_orders(&customer, limit, page).await?;
+    Ok(Json(json!({
+        "customer_id": customer,
+        "limit": limit,
+        "page": page,
+        "orders": orders,
+    }))
+    .into_response())
+}
+
+async fn timeline(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    applied(&*api.cql, &params, api.wait).await?;
+    let entries = api.cql.timeline(id).await?;
+    if entries.is_empty() {
+        return Err(ApiError::not_found(format!("no order {id}")));
+    }
+    Ok(Json(json!({ "order_id": id, "events": entries })).into_response())
+}
+
+async fn stock(
+    State(api): State<Api>,
+    Path(sku): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    applied(&*api.cql, &params, api.wait).await?;
+    match api.cql.stock(&sku).await? {
+        Some(level) => Ok(Json(json!({
+            "sku": sku,
+            "available": level.available,
+            "reserved": level.reserved,
+            "sold": level.sold,
+        }))
+        .into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no stock recorded for sku {sku:?}"
+        ))),
+    }
+}
+
+async fn daily(State(api): State<Api>, Query(params): Params) -> Result<Response, ApiError> {
+    applied(&api.pg, &params, api.wait).await?;
+    Ok(Json(api.pg.daily_stats().await?).into_response())
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json".into())
+}
+
+/// The routes.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/timeline", get(timeline))
+        .route("/customers/{id}/orders", get(customer_orders))
+        .route("/stock/{sku}", get(stock))
+        .route("/stats/daily", get(daily))
+        .route("/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(api)
+}
+
+/// Serves on `TROUPE_QUERY_LISTEN` (default `127.0.0.1:28090`) until `shutdown`.
+pub async fn serve_from_env(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use troupe_runtime::config::{env_or, PostgresConfig, ScyllaConfig};
+    let copy = Copy::from_env().map_err(anyhow::Error::msg)?;
+    let listen = env_or("TROUPE_QUERY_LISTEN", "127.0.0.1:28090");
+    let wait_ms: u64 = env_or("TROUPE_QUERY_WAIT_MS", "5000")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("TROUPE_QUERY_WAIT_MS must be a number of milliseconds"))?;
+    let pool = troupe_runtime::db::connect(
+        &PostgresConfig::from_env().database_url(&copy.database()),
+        8,
+    )
+    .await?;
+    let pg = PgStore::new(pool);
+    pg.prepare().await?;
+    let cql =
+        CqlStore::connect(&ScyllaConfig::from_env().nodes.join(","), &copy.database()).await?;
+    cql.prepare().await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, copy = copy.name(), "query API serving");
+    axum::serve(
+        listener,
+        router(Api::new(pg, cql, Duration::from_millis(wait_ms))),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> serde_json::Value {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let min_position = json!({
+        "name": "min_position", "in": "query", "required": false,
+        "description": "Wait until the read model has applied this message (topic/partition@offset, as `troupe` prints it)",
+        "schema": { "type": "string", "example": "troupe.orders.commands/3@17" }
+    });
+    let errors = |found: bool| {
+        let mut responses = json!({
+            "400": { "description": "malformed request", "content": { "application/json": { "schema": error } } },
+            "503": { "description": "a store is unavailable", "content": { "application/json": { "schema": error } } },
+            "504": { "description": "min_position not applied in time", "content": { "application/json": { "schema": error } } }
+        });
+        if found {
+            responses["404"] = json!({ "description": "not found", "content": { "application/json": { "schema": error } } });
+        }
+        responses
+    };
+    let ok = |schema: serde_json::Value, found: bool| {
+        let mut responses = errors(found);
+        responses["200"] =
+            json!({ "description": "ok", "content": { "application/json": { "schema": schema } } });
+        responses
+    };
+    let id = |name: &str, description: &str| {
+        json!({
+            "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" }
+        })
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "troupe query API", "version": env!("CARGO_PKG_VERSION") },
+        "paths": {
+            "/orders/{id}": { "get": {
+                "summary": "An order's summary",
+                "parameters": [id("id", "order id (UUID)"), min_position],
+                "responses": ok(json!({ "$ref": "#/components/schemas/OrderSummary" }), true)
+            }},
+            "/orders/{id}/timeline": { "get": {
+                "summary": "Every event of an order, in the order they occurred",
+                "parameters": [id("id", "order id (UUID)"), min_position],
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "order_id": { "type": "string", "format": "uuid" },
+                    "events": { "type": "array", "items": { "$ref": "#/components/schemas/TimelineEntry" } }
+                }}), true)
+            }},
+            "/customers/{id}/orders": { "get": {
+                "summary": "A customer's orders, newest first",
+                "parameters": [
+                    id("id", "customer id"),
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
+                    { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 0, "default": 0 } },
+                    min_position
+                ],
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "customer_id": { "type": "string" }, "limit": { "type": "integer" }, "page": { "type": "integer" },
+                    "orders": { "type": "array", "items": { "$ref": "#/components/schemas/OrderSummary" } }
+                }}), false)
+            }},
+            "/stock/{sku}": { "get": {
+                "summary": "Stock of one sku",
+                "parameters": [id("sku", "sku"), min_position],
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "sku": { "type": "string" }, "available": { "type": "integer" },
+                    "reserved": { "type": "integer" }, "sold": { "type": "integer" }
+                }}), true)
+            }},
+            "/stats/daily": { "get": {
+                "summary": "Confirmed revenue and units per day and sku; cancellations per day and reason",
+                "parameters": [min_position],
+                "responses": ok(json!({ "$ref": "#/components/schemas/DailyStats" }), false)
+            }}
+        },
+        "components": { "schemas": {
+            "Error": { "type": "object", "required": ["error", "code"], "properties": {
+                "error": { "type": "string" },
+                "code": { "type": "string", "enum": ["bad_request", "not_found", "not_applied_yet", "store_unavailable"] }
+            }},
+            "OrderSummary": { "type": "object", "properties": {
+                "order_id": { "type": "string", "format": "uuid" },
+                "customer_id": { "type": ["string", "null"] },
+                "status": { "type": ["string", "null"], "enum": ["REQUESTED", "PLACED", "RESERVED", "PAID", "SHIPPED", "CONFIRMED", "CANCELLED", "REJECTED", null] },
+                "lines": { "type": "array", "items": { "type": "object", "properties": {
+                    "sku": { "type": "string" }, "quantity": { "type": "integer" }, "unit_price_minor": { "type": "integer" }
+                }}},
+                "currency": { "type": ["string", "null"] },
+                "total_minor": { "type": ["integer", "null"] },
+                "reason": { "type": ["string", "null"] },
+                "detail": { "type": ["string", "null"] },
+                "steps": { "type": "object", "additionalProperties": { "type": "integer" },
+                           "description": "ms since the epoch of each step: requested_at, placed_at, reserved_at, paid_at, shipped_at, confirmed_at, cancelled_at, rejected_at, released_at, committed_at, refunded_at, shipment_cancelled_at, notified_at" },
+                "updated_at": { "type": "integer" },
+                "last_position": { "type": ["string", "null"] }
+            }},
+            "TimelineEntry": { "type": "object", "properties": {
+                "order_id": { "type": "string", "format": "uuid" }, "occurred_at": { "type": "integer" },
+                "event_id": { "type": "string", "format": "uuid" }, "event_type": { "type": "string" },
+                "service": { "type": "string" }, "detail": { "type": "string" }
+            }},
+            "DailyStats": { "type": "object", "properties": {
+                "sales": { "type": "array", "items": { "type": "object", "properties": {
+                    "day": { "type": "string" }, "sku": { "type": "string" },
+                    "confirmed_revenue_minor": { "type": "integer" }, "units": { "type": "integer" }
+                }}},
+                "cancellations": { "type": "array", "items": { "type": "object", "properties": {
+                    "day": { "type": "string" }, "reason": { "type": "string" }, "orders": { "type": "integer" }
+                }}}
+            }}
+        }}
+    })
+}

@@ -1,0 +1,66 @@
+//! `troupe-projector`: feeds one copy of the read models (`TROUPE_READMODEL_COPY`, default `a`)
+//! from the saga's topics.
+
+use std::process::ExitCode;
+
+use troupe_readmodels::cql::CqlStore;
+use troupe_readmodels::pg::PgStore;
+use troupe_readmodels::store::ReadStore;
+use troupe_readmodels::{Copy, Projector};
+use troupe_runtime::config::{ProcessorConfig, ScyllaConfig};
+
+fn main() -> ExitCode {
+    let copy = match Copy::from_env() {
+        Ok(copy) => copy,
+        Err(error) => {
+            eprintln!("troupe-projector: TROUPE_READMODEL_COPY: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // The copy names the database and the group unless they are set explicitly; set before
+    // any thread exists.
+    if std::env::var_os("TROUPE_DATABASE").is_none() {
+        std::env::set_var("TROUPE_DATABASE", copy.database());
+    }
+    if std::env::var_os("TROUPE_GROUP_ID").is_none() {
+        std::env::set_var("TROUPE_GROUP_ID", copy.group());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        troupe_runtime::telemetry::init("projector");
+        let config = ProcessorConfig::from_env("projector");
+        let stores = async {
+            let pool = troupe_runtime::db::connect(&config.database_url, 4).await?;
+            let pg = PgStore::new(pool);
+            pg.prepare().await?;
+            let cql =
+                CqlStore::connect(&ScyllaConfig::from_env().nodes.join(","), &copy.database())
+                    .await?;
+            cql.prepare().await?;
+            Ok::<_, anyhow::Error>((pg, cql))
+        };
+        let (pg, cql) = match stores.await {
+            Ok(stores) => stores,
+            Err(error) => {
+                eprintln!("troupe-projector: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        match troupe_runtime::processor::run(
+            config,
+            Projector::new(pg, cql),
+            troupe_runtime::shutdown::signal(),
+        )
+        .await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("troupe-projector: {error}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

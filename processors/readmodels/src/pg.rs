@@ -1,0 +1,329 @@
+//! The read models in PostgreSQL: guarded upserts, one transaction per batch.
+
+use std::collections::BTreeMap;
+
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::model::{Changes, Fact, Line, OrderSummary, Status, StockLevel, TimelineEntry};
+use crate::store::{DailyStats, ReadStore, ReasonDay, SkuDay, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The migrations of the PostgreSQL read models (the projector's runtime runs them too).
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
+/// A copy of the read models in one PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const SUMMARY_UPSERT: &str = "
+INSERT INTO order_summary AS s
+    (order_id, customer_id, status, status_rank, lines, currency, total_minor, reason, detail,
+     steps, updated_at, last_position)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (order_id) DO UPDATE SET
+    customer_id = COALESCE(s.customer_id, EXCLUDED.customer_id),
+    status = CASE WHEN EXCLUDED.status_rank > s.status_rank THEN EXCLUDED.status ELSE s.status END,
+    status_rank = GREATEST(s.status_rank, EXCLUDED.status_rank),
+    lines = COALESCE(s.lines, EXCLUDED.lines),
+    currency = COALESCE(s.currency, EXCLUDED.currency),
+    total_minor = COALESCE(s.total_minor, EXCLUDED.total_minor),
+    reason = COALESCE(s.reason, EXCLUDED.reason),
+    detail = CASE WHEN s.reason IS NULL THEN EXCLUDED.detail ELSE s.detail END,
+    steps = EXCLUDED.steps || s.steps,
+    last_position = CASE WHEN EXCLUDED.updated_at >= s.updated_at
+                         THEN EXCLUDED.last_position ELSE s.last_position END,
+    updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at)";
+
+async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), StoreError> {
+    if let Some(change) = &changes.summary {
+        let at = changes.timeline.as_ref().map_or(0, |t| t.occurred_at);
+        let steps: serde_json::Value = match change.step {
+            Some((step, time)) => serde_json::json!({ step.column(): time }),
+            None => serde_json::json!({}),
+        };
+        let lines = change
+            .lines
+            .as_ref()
+            .map(|l| serde_json::to_value(l).expect("lines serialise"));
+        sqlx::query(SUMMARY_UPSERT)
+            .bind(change.order_id)
+            .bind(&change.customer_id)
+            .bind(change.status.map(Status::name))
+            .bind(change.status.map_or(-1, Status::rank))
+            .bind(lines)
+            .bind(&change.currency)
+            .bind(change.total_minor)
+            .bind(change.reason.as_ref().map(|r| r.0.as_str()))
+            .bind(change.reason.as_ref().map(|r| r.1.as_str()))
+            .bind(steps)
+            .bind(at)
+            .bind(&changes.position)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(entry) = &changes.timeline {
+        sqlx::query(
+            "INSERT INTO timeline (order_id, event_id, occurred_at, event_type, service, detail)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(entry.order_id)
+        .bind(entry.event_id)
+        .bind(entry.occurred_at)
+        .bind(&entry.event_type)
+        .bind(&entry.service)
+        .bind(&entry.detail)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for change in &changes.stock {
+        let fresh = sqlx::query(
+            "INSERT INTO stock_applied (event_id, sku) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(change.event_id)
+        .bind(&change.sku)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if fresh == 0 {
+            continue;
+        }
+        let row =
+            sqlx::query("SELECT available, reserved, sold FROM stock WHERE sku = $1 FOR UPDATE")
+                .bind(&change.sku)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let level = row.map_or(StockLevel::default(), |r| StockLevel {
+            available: r.get(0),
+            reserved: r.get(1),
+            sold: r.get(2),
+        });
+        let next = level.after(change.kind);
+        sqlx::query(
+            "INSERT INTO stock (sku, available, reserved, sold) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (sku) DO UPDATE SET available = $2, reserved = $3, sold = $4",
+        )
+        .bind(&change.sku)
+        .bind(next.available)
+        .bind(next.reserved)
+        .bind(next.sold)
+        .execute(&mut *conn)
+        .await?;
+    }
+    match &changes.fact {
+        Some(Fact::Confirmed { order_id, day }) => {
+            // The order's lines, summed per sku; the order service writes OrderPlaced before
+            // OrderConfirmed on the same partition, so the lines are known by now.
+            sqlx::query(
+                "INSERT INTO sales (order_id, sku, day, units, revenue_minor)
+                 SELECT s.order_id, l.sku, $2, sum(l.quantity)::bigint,
+                        sum(l.quantity * l.unit_price_minor)::bigint
+                 FROM order_summary s,
+                      jsonb_to_recordset(s.lines) AS l(sku text, quantity bigint, unit_price_minor bigint)
+                 WHERE s.order_id = $1
+                 GROUP BY s.order_id, l.sku
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(day)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Some(Fact::Cancelled {
+            order_id,
+            day,
+            reason,
+        }) => {
+            sqlx::query(
+                "INSERT INTO cancellations (order_id, day, reason) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(day)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn summary(row: &sqlx::postgres::PgRow) -> OrderSummary {
+    let lines: Option<serde_json::Value> = row.get("lines");
+    let steps: serde_json::Value = row.get("steps");
+    let status: Option<String> = row.get("status");
+    OrderSummary {
+        order_id: row.get("order_id"),
+        customer_id: row.get("customer_id"),
+        status: status.as_deref().and_then(Status::from_name),
+        lines: lines
+            .and_then(|l| serde_json::from_value::<Vec<Line>>(l).ok())
+            .unwrap_or_default(),
+        currency: row.get("currency"),
+        total_minor: row.get("total_minor"),
+        reason: row.get("reason"),
+        detail: row.get("detail"),
+        steps: serde_json::from_value::<BTreeMap<String, i64>>(steps).unwrap_or_default(),
+        updated_at: row.get("updated_at"),
+        last_position: row.get("last_position"),
+    }
+}
+
+impl ReadStore for PgStore {
+    async fn prepare(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError(format!("migrations: {e}")))
+    }
+
+    async fn apply(&self, batch: &[Changes]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for changes in batch {
+            apply_one(&mut tx, changes).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_positions(
+        &self,
+        next_offsets: &[(String, i32, i64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (topic, partition, next) in next_offsets {
+            sqlx::query(
+                "INSERT INTO positions (topic, partition, next_offset) VALUES ($1, $2, $3)
+                 ON CONFLICT (topic, partition)
+                 DO UPDATE SET next_offset = GREATEST(positions.next_offset, EXCLUDED.next_offset)",
+            )
+            .bind(topic)
+            .bind(partition)
+            .bind(next)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn position(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT next_offset FROM positions WHERE topic = $1 AND partition = $2",
+        )
+        .bind(topic)
+        .bind(partition)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn order(&self, order_id: Uuid) -> Result<Option<OrderSummary>, StoreError> {
+        let row = sqlx::query("SELECT * FROM order_summary WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(summary))
+    }
+
+    async fn customer_orders(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        page: usize,
+    ) -> Result<Vec<OrderSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM order_summary WHERE customer_id = $1
+             ORDER BY COALESCE((steps->>'placed_at')::bigint, (steps->>'requested_at')::bigint, updated_at) DESC,
+                      order_id
+             LIMIT $2 OFFSET $3",
+        )
+        .bind(customer_id)
+        .bind(limit as i64)
+        .bind((limit * page) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(summary).collect())
+    }
+
+    async fn timeline(&self, order_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT order_id, occurred_at, event_id, event_type, service, detail FROM timeline
+             WHERE order_id = $1 ORDER BY occurred_at, event_id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TimelineEntry {
+                order_id: r.get(0),
+                occurred_at: r.get(1),
+                event_id: r.get(2),
+                event_type: r.get(3),
+                service: r.get(4),
+                detail: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn stock(&self, sku: &str) -> Result<Option<StockLevel>, StoreError> {
+        let row = sqlx::query("SELECT available, reserved, sold FROM stock WHERE sku = $1")
+            .bind(sku)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| StockLevel {
+            available: r.get(0),
+            reserved: r.get(1),
+            sold: r.get(2),
+        }))
+    }
+
+    async fn daily_stats(&self) -> Result<DailyStats, StoreError> {
+        let sales = sqlx::query(
+            "SELECT day, sku, sum(revenue_minor)::bigint, sum(units)::bigint FROM sales
+             GROUP BY day, sku ORDER BY day, sku",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| SkuDay {
+            day: r.get(0),
+            sku: r.get(1),
+            confirmed_revenue_minor: r.get(2),
+            units: r.get(3),
+        })
+        .collect();
+        let cancellations = sqlx::query(
+            "SELECT day, reason, count(*) FROM cancellations GROUP BY day, reason ORDER BY day, reason",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| ReasonDay {
+            day: r.get(0),
+            reason: r.get(1),
+            orders: r.get(2),
+        })
+        .collect();
+        Ok(DailyStats {
+            sales,
+            cancellations,
+        })
+    }
+}
