@@ -166,6 +166,77 @@ impl Saga {
         });
     }
 
+    /// Starts a projector feeding read-model copy `copy` (database and keyspace
+    /// `troupe_readmodels_<copy>`), as instance `number`, in consumer group `group` (default
+    /// `troupe-projector-<copy>`). Returns once it is healthy.
+    pub async fn spawn_projector(&self, copy: &str, number: usize, group: Option<&str>) {
+        let metrics_port = free_port();
+        let log = self.log_file("projector", number);
+        let mut command = Command::new(binary("troupe-projector"));
+        command
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("TROUPE_HOME")
+            .env("TROUPE_READMODEL_COPY", copy)
+            .env("TROUPE_INSTANCE", format!("projector-{number}"))
+            .env(
+                "TROUPE_STATIC_MEMBER_ID",
+                format!("projector-{copy}-{number}"),
+            )
+            .env("TROUPE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"));
+        if let Some(group) = group {
+            command.env("TROUPE_GROUP_ID", group);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn projector");
+        self.instances.lock().unwrap().push(Instance {
+            service: "projector",
+            number,
+            metrics_port,
+            child,
+        });
+        self.wait_healthy("projector", number).await;
+    }
+
+    /// Starts the query API over copy `copy`; returns its base URL once it answers.
+    pub async fn spawn_query(&self, copy: &str, wait_ms: u64) -> String {
+        let port = free_port();
+        let log = self.log_file("query", 0);
+        let child = Command::new(binary("troupe-query"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("TROUPE_HOME")
+            .env("TROUPE_READMODEL_COPY", copy)
+            .env("TROUPE_QUERY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TROUPE_QUERY_WAIT_MS", wait_ms.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn troupe-query");
+        self.instances.lock().unwrap().push(Instance {
+            service: "query",
+            number: 0,
+            metrics_port: port,
+            child,
+        });
+        self.wait_healthy("query", 0).await;
+        format!("http://127.0.0.1:{port}")
+    }
+
+    fn log_file(&self, service: &str, number: usize) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.path().join(format!("{service}-{number}.log")))
+            .expect("log file")
+    }
+
+    /// The environment the processors get, for tools the tests run themselves.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// Kills instance `number` of `service` with SIGKILL: no shutdown, no flush.
     pub fn kill9(&self, service: &str, number: usize) {
         let mut instances = self.instances.lock().unwrap();

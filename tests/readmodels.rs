@@ -1,0 +1,445 @@
+//! The query side end to end: the saga's five processors, the projector and the query API as
+//! binaries against the real local stack. The read models are checked against the services'
+//! own state and against the events on the topics.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+use troupe_e2e::{Saga, Snapshot};
+use troupe_events::{samples, topics, EventType};
+use troupe_runtime::codec::Codec;
+use troupe_runtime::config::{KafkaConfig, RegistryConfig};
+use troupe_runtime::publish::Publisher;
+use troupe_runtime::topics::Topics;
+use troupe_testkit::{stack, wait_until};
+use uuid::Uuid;
+
+/// The saga topics the projector reads (base names).
+const READ: [&str; 7] = [
+    topics::ORDER_COMMANDS,
+    topics::ORDER_EVENTS,
+    topics::INVENTORY_EVENTS,
+    topics::INVENTORY_ADJUSTMENTS,
+    topics::PAYMENT_EVENTS,
+    topics::SHIPPING_EVENTS,
+    topics::NOTIFICATION_EVENTS,
+];
+
+async fn get(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("query API answers");
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.expect("a JSON body");
+    (status, body)
+}
+
+fn client(group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// Whether `group` has committed every message of the saga's `READ` topics.
+fn caught_up(saga: &Saga, group: &str) -> bool {
+    let consumer = client(group);
+    let mut wanted = TopicPartitionList::new();
+    let mut highs = HashMap::new();
+    for base in READ {
+        let topic = format!("{}{base}", saga.prefix);
+        for partition in 0..6 {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                .expect("watermarks");
+            highs.insert((topic.clone(), partition), high);
+            wanted.add_partition(&topic, partition);
+        }
+    }
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed.elements().iter().all(|e| {
+        let high = highs[&(e.topic().to_owned(), e.partition())];
+        match e.offset() {
+            Offset::Offset(o) => o >= high,
+            _ => high == 0,
+        }
+    })
+}
+
+/// Every event about an order on the saga's topics, by order: event ids.
+async fn events_by_order(saga: &Saga) -> HashMap<Uuid, BTreeSet<Uuid>> {
+    let consumer = client(&format!("{}-reader", saga.id));
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = HashMap::new();
+    for base in READ {
+        let topic = format!("{}{base}", saga.prefix);
+        for partition in 0..6 {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                .unwrap();
+            if high > 0 {
+                assignment
+                    .add_partition_offset(&topic, partition, Offset::Beginning)
+                    .unwrap();
+                remaining.insert((topic.clone(), partition), high);
+            }
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    let codec = Codec::new(
+        &stack().schema_registry_url,
+        &Topics::with_prefix(saga.prefix.clone()),
+    );
+    let mut events: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !remaining.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "topics not read in 60 s"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let key = (message.topic().to_owned(), message.partition());
+        if let Some(high) = remaining.get(&key) {
+            if message.offset() + 1 >= *high {
+                remaining.remove(&key);
+            }
+        }
+        if let Ok(envelope) = codec.decode(message.payload()).await {
+            if !envelope.meta.order_id.is_nil() {
+                events
+                    .entry(envelope.meta.order_id)
+                    .or_default()
+                    .insert(envelope.meta.event_id);
+            }
+        }
+    }
+    events
+}
+
+/// Every order's summary and timeline as the API serves them.
+async fn read_models(
+    url: &str,
+    orders: impl Iterator<Item = &Uuid>,
+) -> BTreeMap<Uuid, (Value, Value)> {
+    let mut models = BTreeMap::new();
+    for id in orders {
+        let (status, summary) = get(&format!("{url}/orders/{id}")).await;
+        assert_eq!(status, 200, "{summary}");
+        let (status, timeline) = get(&format!("{url}/orders/{id}/timeline")).await;
+        assert_eq!(status, 200, "{timeline}");
+        models.insert(*id, (summary, timeline));
+    }
+    models
+}
+
+/// Starts the projector and the API on a copy named after the saga.
+async fn with_read_models(saga: &Saga, wait_ms: u64) -> String {
+    saga.spawn_projector(&saga.id, 0, None).await;
+    saga.spawn_query(&saga.id, wait_ms).await
+}
+
+async fn wait_caught_up(saga: &Saga, group: &str) {
+    wait_until(
+        &format!("{group} to catch up"),
+        Duration::from_secs(90),
+        || async { caught_up(saga, group).then_some(()) },
+    )
+    .await;
+}
+
+fn check_against_services(
+    snapshot: &Snapshot,
+    models: &BTreeMap<Uuid, (Value, Value)>,
+    events: &HashMap<Uuid, BTreeSet<Uuid>>,
+) {
+    for (id, row) in &snapshot.orders {
+        let (summary, timeline) = &models[id];
+        assert_eq!(summary["status"], row.status, "{id}: {summary}");
+        assert_eq!(summary["customer_id"], row.customer_id, "{id}: {summary}");
+        if row.status == "CANCELLED" {
+            assert_eq!(
+                summary["reason"].as_str(),
+                row.reason.as_deref(),
+                "{id}: {summary}"
+            );
+        }
+        if row.status != "REJECTED" {
+            assert_eq!(summary["total_minor"], row.total, "{id}: {summary}");
+        }
+        let shown: BTreeSet<Uuid> = timeline["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            &shown, &events[id],
+            "{id}: the timeline is not the order's events"
+        );
+        let times: Vec<i64> = timeline["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["occurred_at"].as_i64().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "{id}: timeline out of order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_a_mixed_run_the_read_models_match_every_order() {
+    let saga = Saga::start(&[
+        ("TROUPE_RESERVATION_TTL_MS", "15000"),
+        ("TROUPE_PAYMENT_REVIEW_MS", "20000"),
+        ("TROUPE_TIMER_INTERVAL_MS", "100"),
+    ])
+    .await;
+    let url = with_read_models(&saga, 5000).await;
+    saga.seed_stock(400, 11).await;
+    saga.place(400, 11, 0);
+    let snapshot = saga.settle(400, Duration::from_secs(150)).await;
+    wait_caught_up(&saga, &format!("troupe-projector-{}", saga.id)).await;
+
+    let events = events_by_order(&saga).await;
+    let models = read_models(&url, snapshot.orders.keys()).await;
+    check_against_services(&snapshot, &models, &events);
+
+    // Analytics: revenue and units of every confirmed order, cancellations per reason.
+    let (status, stats) = get(&format!("{url}/stats/daily")).await;
+    assert_eq!(status, 200);
+    let revenue: i64 = stats["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["confirmed_revenue_minor"].as_i64().unwrap())
+        .sum();
+    let units: i64 = stats["sales"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["units"].as_i64().unwrap())
+        .sum();
+    let confirmed: Vec<&Uuid> = snapshot
+        .orders
+        .iter()
+        .filter(|(_, o)| o.status == "CONFIRMED")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!confirmed.is_empty());
+    assert_eq!(
+        revenue,
+        confirmed
+            .iter()
+            .map(|id| snapshot.orders[id].total)
+            .sum::<i64>()
+    );
+    let expected_units: i64 = confirmed
+        .iter()
+        .flat_map(|id| models[id].0["lines"].as_array().unwrap().clone())
+        .map(|l| l["quantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(units, expected_units);
+    let mut cancellations: BTreeMap<String, i64> = BTreeMap::new();
+    for c in stats["cancellations"].as_array().unwrap() {
+        *cancellations
+            .entry(c["reason"].as_str().unwrap().to_owned())
+            .or_default() += c["orders"].as_i64().unwrap();
+    }
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for order in snapshot.orders.values().filter(|o| o.status == "CANCELLED") {
+        *expected.entry(order.reason.clone().unwrap()).or_default() += 1;
+    }
+    assert_eq!(cancellations, expected);
+
+    // Stock as the inventory holds it.
+    for (sku, (available, reserved, shipped, _)) in &snapshot.stock {
+        let (status, level) = get(&format!("{url}/stock/{sku}")).await;
+        assert_eq!(status, 200, "{sku}: {level}");
+        assert_eq!(
+            (
+                level["available"].as_i64(),
+                level["reserved"].as_i64(),
+                level["sold"].as_i64()
+            ),
+            (
+                Some(i64::from(*available)),
+                Some(i64::from(*reserved)),
+                Some(i64::from(*shipped))
+            ),
+            "{sku}"
+        );
+    }
+
+    // Every customer sees their orders.
+    for (id, row) in snapshot.orders.iter().take(20) {
+        let (status, page) = get(&format!(
+            "{url}/customers/{}/orders?limit=100",
+            row.customer_id
+        ))
+        .await;
+        assert_eq!(status, 200);
+        let ids: Vec<&str> = page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&id.to_string().as_str()),
+            "{id} not listed for {}: {page}",
+            row.customer_id
+        );
+    }
+}
+
+#[tokio::test]
+async fn replaying_every_event_again_changes_nothing() {
+    let saga = Saga::start(&[]).await;
+    let url = with_read_models(&saga, 5000).await;
+    saga.seed_stock(150, 12).await;
+    saga.place(150, 12, 0);
+    let snapshot = saga.settle(150, Duration::from_secs(120)).await;
+    wait_caught_up(&saga, &format!("troupe-projector-{}", saga.id)).await;
+    let before = read_models(&url, snapshot.orders.keys()).await;
+    let (_, stats_before) = get(&format!("{url}/stats/daily")).await;
+
+    // A second projector on the same copy, in a new group: every event applied again.
+    let replay = format!("{}-replay", saga.id);
+    saga.spawn_projector(&saga.id, 1, Some(&replay)).await;
+    wait_caught_up(&saga, &replay).await;
+
+    assert_eq!(read_models(&url, snapshot.orders.keys()).await, before);
+    assert_eq!(get(&format!("{url}/stats/daily")).await.1, stats_before);
+}
+
+#[tokio::test]
+async fn reads_wait_for_a_position_and_errors_are_json() {
+    let saga = Saga::start(&[]).await;
+    let url = with_read_models(&saga, 3000).await;
+    let kafka = KafkaConfig {
+        bootstrap: stack().kafka_bootstrap.clone(),
+        ..KafkaConfig::from_env()
+    };
+    let registry = RegistryConfig {
+        url: stack().schema_registry_url.clone(),
+    };
+    let publisher =
+        Publisher::new(&kafka, &registry, Topics::with_prefix(saga.prefix.clone())).unwrap();
+
+    // The projector has joined its group and reads: a first order shows up.
+    let first = Uuid::now_v7();
+    publisher
+        .publish(&samples::sample(EventType::PlaceOrder, first))
+        .await
+        .unwrap();
+    wait_until(
+        "the projector to apply a first order",
+        Duration::from_secs(60),
+        || {
+            let url = format!("{url}/orders/{first}");
+            async move { (get(&url).await.0 == 200).then_some(()) }
+        },
+    )
+    .await;
+
+    // Read-your-writes: the read waits until the projector applied what was just published.
+    let order_id = Uuid::now_v7();
+    let position = publisher
+        .publish(&samples::sample(EventType::PlaceOrder, order_id))
+        .await
+        .unwrap();
+    let (status, order) = get(&format!("{url}/orders/{order_id}?min_position={position}")).await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["order_id"], order_id.to_string());
+    assert_eq!(order["customer_id"], "cust-1");
+    let (status, timeline) = get(&format!(
+        "{url}/orders/{order_id}/timeline?min_position={position}"
+    ))
+    .await;
+    assert_eq!(status, 200, "{timeline}");
+
+    // A position never reached: the wait ends with a 504 and says how far the model got.
+    let started = std::time::Instant::now();
+    let far = format!(
+        "{}/{}@{}",
+        position.topic,
+        position.partition,
+        position.offset + 1_000_000
+    );
+    let (status, error) = get(&format!("{url}/orders/{order_id}?min_position={far}")).await;
+    assert_eq!(status, 504, "{error}");
+    assert_eq!(error["code"], "not_applied_yet");
+    assert!(started.elapsed() >= Duration::from_millis(3000));
+
+    for (path, expected, code) in [
+        ("/orders/not-a-uuid", 400, "bad_request"),
+        ("/orders/not-a-uuid/timeline", 400, "bad_request"),
+        (&format!("/orders/{}", Uuid::now_v7()), 404, "not_found"),
+        (
+            &format!("/orders/{}/timeline", Uuid::now_v7()),
+            404,
+            "not_found",
+        ),
+        ("/customers/c1/orders?limit=0", 400, "bad_request"),
+        ("/customers/c1/orders?limit=abc", 400, "bad_request"),
+        ("/customers/c1/orders?page=-1", 400, "bad_request"),
+        ("/stock/no-such-sku", 404, "not_found"),
+        (
+            &format!("/orders/{order_id}?min_position=garbage"),
+            400,
+            "bad_request",
+        ),
+        ("/no/such/endpoint", 404, "not_found"),
+    ] {
+        let (status, body) = get(&format!("{url}{path}")).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert_eq!(body["code"], code, "{path}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {body}"
+        );
+    }
+
+    let (status, page) = get(&format!(
+        "{url}/customers/cust-1/orders?limit=5&min_position={position}"
+    ))
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let listed: Vec<&str> = page["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&order_id.to_string().as_str()), "{page}");
+    let (status, stats) = get(&format!("{url}/stats/daily")).await;
+    assert_eq!(status, 200);
+    assert!(stats["sales"].is_array() && stats["cancellations"].is_array());
+
+    let (status, openapi) = get(&format!("{url}/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.1.0");
+    for path in [
+        "/orders/{id}",
+        "/orders/{id}/timeline",
+        "/customers/{id}/orders",
+        "/stock/{sku}",
+        "/stats/daily",
+    ] {
+        assert!(
+            openapi["paths"][path]["get"].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+}
