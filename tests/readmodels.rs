@@ -427,6 +427,55 @@ async fn reads_wait_for_a_position_and_errors_are_json() {
     assert_eq!(status, 200);
     assert!(stats["sales"].is_array() && stats["cancellations"].is_array());
 
+    // The CLI reads through the API.
+    let troupe = |args: &[&str], api: &str| {
+        std::process::Command::new(troupe_testkit::binary("troupe"))
+            .args(args)
+            .envs(saga.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("TROUPE_QUERY_URL", api)
+            .output()
+            .expect("run troupe")
+    };
+    let position_arg = position.to_string();
+    let order_arg = order_id.to_string();
+    let shown = troupe(
+        &[
+            "orders",
+            "show",
+            &order_arg,
+            "--min-position",
+            &position_arg,
+        ],
+        &url,
+    );
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(
+        text.contains(&order_arg) && text.contains("PlaceOrder") && text.contains("cust-1"),
+        "{text}"
+    );
+    let listed = troupe(&["orders", "list", "--customer", "cust-1", "--json"], &url);
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&order_arg));
+    let unknown_arg = Uuid::now_v7().to_string();
+    let unknown = troupe(&["orders", "show", &unknown_arg], &url);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no order") && stderr.contains("404"),
+        "{stderr}"
+    );
+    let unreachable = troupe(&["orders", "show", &order_arg], "http://127.0.0.1:9");
+    assert_eq!(unreachable.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot reach the query API"), "{stderr}");
+
     let (status, openapi) = get(&format!("{url}/openapi.json")).await;
     assert_eq!(status, 200);
     assert_eq!(openapi["openapi"], "3.1.0");

@@ -1,6 +1,7 @@
 //! `troupe`: the operator's command line.
 
 mod bench;
+mod orders;
 mod produce;
 mod registry_client;
 mod scenario;
@@ -52,6 +53,9 @@ enum Command {
     /// baseline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Read orders through the query API (`TROUPE_QUERY_URL`).
+    #[command(subcommand)]
+    Orders(orders::OrdersCommand),
 }
 
 /// What a command reports when it ran but found a problem (drift, incompatibility): the
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => produce::cancel(args).await,
             Command::Publish(args) => produce::publish(args).await,
             Command::Bench(command) => bench::run(command, &cli.topics_file).await,
+            Command::Orders(command) => orders::run(command).await,
         }
     });
     match result {
