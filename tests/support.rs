@@ -200,27 +200,32 @@ impl Saga {
         self.wait_healthy("projector", number).await;
     }
 
-    /// Starts the query API over copy `copy`; returns its base URL once it answers.
-    pub async fn spawn_query(&self, copy: &str, wait_ms: u64) -> String {
+    /// Starts query API instance `number` over copy `copy`, or over the live copy when `None`;
+    /// returns its base URL once it answers.
+    pub async fn spawn_query(&self, number: usize, copy: Option<&str>, wait_ms: u64) -> String {
         let port = free_port();
-        let log = self.log_file("query", 0);
-        let child = Command::new(binary("troupe-query"))
+        let log = self.log_file("query", number);
+        let mut command = Command::new(binary("troupe-query"));
+        command
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("TROUPE_HOME")
-            .env("TROUPE_READMODEL_COPY", copy)
             .env("TROUPE_QUERY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("TROUPE_QUERY_WAIT_MS", wait_ms.to_string())
+            .env("TROUPE_QUERY_WAIT_MS", wait_ms.to_string());
+        if let Some(copy) = copy {
+            command.env("TROUPE_READMODEL_COPY", copy);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn troupe-query");
         self.instances.lock().unwrap().push(Instance {
             service: "query",
-            number: 0,
+            number,
             metrics_port: port,
             child,
         });
-        self.wait_healthy("query", 0).await;
+        self.wait_healthy("query", number).await;
         format!("http://127.0.0.1:{port}")
     }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod orders;
 mod produce;
+mod readmodels;
 mod registry_client;
 mod scenario;
 mod schemas;
@@ -56,6 +57,9 @@ enum Command {
     /// Read orders through the query API (`TROUPE_QUERY_URL`).
     #[command(subcommand)]
     Orders(orders::OrdersCommand),
+    /// Rebuild (blue/green), list and drop copies of the read models.
+    #[command(subcommand)]
+    Readmodels(readmodels::ReadModelsCommand),
 }
 
 /// What a command reports when it ran but found a problem (drift, incompatibility): the
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => produce::publish(args).await,
             Command::Bench(command) => bench::run(command, &cli.topics_file).await,
             Command::Orders(command) => orders::run(command).await,
+            Command::Readmodels(command) => readmodels::run(command).await,
         }
     });
     match result {

@@ -32,22 +32,71 @@ use crate::pg::PgStore;
 use crate::store::{ReadStore, StoreError};
 use crate::Copy;
 
-/// What the handlers share.
+/// One copy's stores.
+#[derive(Debug)]
+pub struct Stores {
+    pub copy: String,
+    pub pg: PgStore,
+    pub cql: CqlStore,
+}
+
+impl Stores {
+    /// Opens (and prepares) the stores of `copy`.
+    pub async fn open(copy: &Copy) -> anyhow::Result<Self> {
+        use troupe_runtime::config::{PostgresConfig, ScyllaConfig};
+        let url = PostgresConfig::from_env().database_url(&copy.database());
+        let pg = PgStore::new(troupe_runtime::db::connect(&url, 8).await?);
+        pg.prepare().await?;
+        let cql =
+            CqlStore::connect(&ScyllaConfig::from_env().nodes.join(","), &copy.database()).await?;
+        cql.prepare().await?;
+        Ok(Self {
+            copy: copy.name().to_owned(),
+            pg,
+            cql,
+        })
+    }
+}
+
+/// What the handlers share: the copy being served (swapped when another goes live).
 #[derive(Debug, Clone)]
 pub struct Api {
-    pg: PgStore,
-    cql: Arc<CqlStore>,
+    current: Arc<std::sync::RwLock<Option<Arc<Stores>>>>,
     /// The longest a read waits for `min_position`.
     wait: Duration,
 }
 
 impl Api {
-    pub fn new(pg: PgStore, cql: CqlStore, wait: Duration) -> Self {
+    pub fn new(stores: Option<Stores>, wait: Duration) -> Self {
         Self {
-            pg,
-            cql: Arc::new(cql),
+            current: Arc::new(std::sync::RwLock::new(stores.map(Arc::new))),
             wait,
         }
+    }
+
+    /// The copy served now.
+    fn stores(&self) -> Result<Arc<Stores>, ApiError> {
+        self.current
+            .read()
+            .expect("stores lock")
+            .clone()
+            .ok_or_else(|| ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "store_unavailable",
+                message: "no read-model copy is live yet (is a projector running?)".into(),
+            })
+    }
+
+    fn serving(&self) -> Option<String> {
+        self.current
+            .read()
+            .expect("stores lock")
+            .as_ref()
+            .map(|s| s.copy.clone())
+    }
+
+    fn serve(&self, stores: Stores) {
+        *self.current.write().expect("stores lock") = Some(Arc::new(stores));
     }
 }
 
@@ -158,8 +207,9 @@ async fn order(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
-    applied(&api.pg, &params, api.wait).await?;
-    match api.pg.order(id).await? {
+    let stores = api.stores()?;
+    applied(&stores.pg, &params, api.wait).await?;
+    match stores.pg.order(id).await? {
         Some(order) => Ok(Json(order).into_response()),
         None => Err(ApiError::not_found(format!("no order {id}"))),
     }
@@ -180,8 +230,9 @@ async fn customer_orders(
         return Err(ApiError::bad_request("limit must be at least 1".into()));
     }
     let page = number(&params, "page", 0, 100_000)?;
-    applied(&*api.cql, &params, api.wait).await?;
-    let orders = api.cql.customer_orders(&customer, limit, page).await?;
+    let stores = api.stores()?;
+    applied(&stores.cql, &params, api.wait).await?;
+    let orders = stores.cql.customer_orders(&customer, limit, page).await?;
     Ok(Json(json!({
         "customer_id": customer,
         "limit": limit,
@@ -197,8 +248,9 @@ async fn timeline(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
-    applied(&*api.cql, &params, api.wait).await?;
-    let entries = api.cql.timeline(id).await?;
+    let stores = api.stores()?;
+    applied(&stores.cql, &params, api.wait).await?;
+    let entries = stores.cql.timeline(id).await?;
     if entries.is_empty() {
         return Err(ApiError::not_found(format!("no order {id}")));
     }
@@ -210,8 +262,9 @@ async fn stock(
     Path(sku): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    applied(&*api.cql, &params, api.wait).await?;
-    match api.cql.stock(&sku).await? {
+    let stores = api.stores()?;
+    applied(&stores.cql, &params, api.wait).await?;
+    match stores.cql.stock(&sku).await? {
         Some(level) => Ok(Json(json!({
             "sku": sku,
             "available": level.available,
@@ -226,12 +279,14 @@ async fn stock(
 }
 
 async fn daily(State(api): State<Api>, Query(params): Params) -> Result<Response, ApiError> {
-    applied(&api.pg, &params, api.wait).await?;
-    Ok(Json(api.pg.daily_stats().await?).into_response())
+    let stores = api.stores()?;
+    applied(&stores.pg, &params, api.wait).await?;
+    Ok(Json(stores.pg.daily_stats().await?).into_response())
 }
 
-async fn health() -> &'static str {
-    "ok"
+/// Up, and which copy it serves.
+async fn health(State(api): State<Api>) -> Response {
+    Json(json!({ "status": "ok", "copy": api.serving() })).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -253,35 +308,64 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Serves on `TROUPE_QUERY_LISTEN` (default `127.0.0.1:28090`) until `shutdown`.
+///
+/// With `TROUPE_READMODEL_COPY` set it serves that copy; otherwise it serves the live copy of
+/// its topic prefix and follows the switch when a rebuilt copy goes live (checked every second).
 pub async fn serve_from_env(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use troupe_runtime::config::{env_or, PostgresConfig, ScyllaConfig};
-    let copy = Copy::from_env().map_err(anyhow::Error::msg)?;
+    use troupe_runtime::config::{env_or, PostgresConfig};
     let listen = env_or("TROUPE_QUERY_LISTEN", "127.0.0.1:28090");
     let wait_ms: u64 = env_or("TROUPE_QUERY_WAIT_MS", "5000")
         .parse()
         .map_err(|_| anyhow::anyhow!("TROUPE_QUERY_WAIT_MS must be a number of milliseconds"))?;
-    let pool = troupe_runtime::db::connect(
-        &PostgresConfig::from_env().database_url(&copy.database()),
-        8,
-    )
-    .await?;
-    let pg = PgStore::new(pool);
-    pg.prepare().await?;
-    let cql =
-        CqlStore::connect(&ScyllaConfig::from_env().nodes.join(","), &copy.database()).await?;
-    cql.prepare().await?;
+    let fixed = std::env::var("TROUPE_READMODEL_COPY")
+        .ok()
+        .filter(|c| !c.is_empty());
+    let api = Api::new(None, Duration::from_millis(wait_ms));
+    match fixed {
+        Some(name) => {
+            let copy = Copy::new(&name).map_err(anyhow::Error::msg)?;
+            api.serve(Stores::open(&copy).await?);
+        }
+        None => {
+            let control = crate::control::connect(&PostgresConfig::from_env().url).await?;
+            let prefix = troupe_runtime::topics::Topics::from_env()
+                .prefix()
+                .to_owned();
+            follow_live(&api, &control, &prefix).await?;
+            let follower = api.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Err(error) = follow_live(&follower, &control, &prefix).await {
+                        tracing::warn!(%error, "cannot check the live read-model copy");
+                    }
+                }
+            });
+        }
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, copy = copy.name(), "query API serving");
-    axum::serve(
-        listener,
-        router(Api::new(pg, cql, Duration::from_millis(wait_ms))),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    tracing::info!(%listen, copy = ?api.serving(), "query API serving");
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves the live copy if it is not served already.
+async fn follow_live(api: &Api, control: &sqlx::PgPool, prefix: &str) -> anyhow::Result<()> {
+    let Some(live) = crate::control::live(control, prefix).await? else {
+        return Ok(());
+    };
+    if api.serving().as_deref() == Some(live.as_str()) {
+        return Ok(());
+    }
+    let copy = Copy::new(&live).map_err(anyhow::Error::msg)?;
+    api.serve(Stores::open(&copy).await?);
+    tracing::info!(copy = live, "serving the live read-model copy");
     Ok(())
 }
 

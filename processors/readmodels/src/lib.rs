@@ -10,6 +10,7 @@
 //! `troupe_readmodels_<copy>`, fed by the consumer group `troupe-projector-<copy>`.
 
 pub mod api;
+pub mod control;
 pub mod cql;
 pub mod model;
 pub mod pg;

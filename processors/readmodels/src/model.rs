@@ -172,7 +172,7 @@ pub struct OrderSummary {
     pub steps: std::collections::BTreeMap<String, i64>,
     /// The newest event time applied.
     pub updated_at: i64,
-    /// Where the newest event applied was read.
+    /// Where the newest event applied was read (ties of time broken by the position's text).
     pub last_position: Option<String>,
 }
 
@@ -223,7 +223,10 @@ impl OrderSummary {
         if let Some((step, time)) = change.step {
             self.steps.entry(step.column().to_owned()).or_insert(time);
         }
-        if at >= self.updated_at {
+        // The newest event's position; events of the same millisecond are ordered by position
+        // (as text), so every copy agrees whatever order the topics were read in.
+        let newest = (self.updated_at, self.last_position.as_deref().unwrap_or(""));
+        if (at, position) >= newest {
             self.updated_at = at;
             self.last_position = Some(position.to_owned());
         }

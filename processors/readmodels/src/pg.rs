@@ -31,7 +31,7 @@ impl PgStore {
     }
 }
 
-const SUMMARY_UPSERT: &str = "
+const SUMMARY_UPSERT: &str = r#"
 INSERT INTO order_summary AS s
     (order_id, customer_id, status, status_rank, lines, currency, total_minor, reason, detail,
      steps, updated_at, last_position)
@@ -46,9 +46,10 @@ ON CONFLICT (order_id) DO UPDATE SET
     reason = COALESCE(s.reason, EXCLUDED.reason),
     detail = CASE WHEN s.reason IS NULL THEN EXCLUDED.detail ELSE s.detail END,
     steps = EXCLUDED.steps || s.steps,
-    last_position = CASE WHEN EXCLUDED.updated_at >= s.updated_at
+    last_position = CASE WHEN (EXCLUDED.updated_at, EXCLUDED.last_position COLLATE "C")
+                              >= (s.updated_at, COALESCE(s.last_position, '') COLLATE "C")
                          THEN EXCLUDED.last_position ELSE s.last_position END,
-    updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at)";
+    updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at)"#;
 
 async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), StoreError> {
     if let Some(change) = &changes.summary {

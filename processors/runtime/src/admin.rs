@@ -314,6 +314,18 @@ impl TopicAdmin {
         Ok(())
     }
 
+    /// Deletes a consumer group (a dropped read-model copy's). A group with live members is
+    /// refused by the broker; the error says so.
+    pub async fn delete_group(&self, group: &str) -> Result<(), String> {
+        match self.client.delete_groups(&[group], &self.options()).await {
+            Err(error) => Err(error.to_string()),
+            Ok(results) => match results.into_iter().next() {
+                Some(Err((_, code))) => Err(code.to_string()),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// Waits until the broker's metadata lists every created topic with its partitions, so a
     /// caller can produce to them at once.
     async fn wait_for_metadata(&self, topics: &[&Topic]) -> Result<(), AdminError> {

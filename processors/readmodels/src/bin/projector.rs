@@ -7,7 +7,7 @@ use troupe_readmodels::cql::CqlStore;
 use troupe_readmodels::pg::PgStore;
 use troupe_readmodels::store::ReadStore;
 use troupe_readmodels::{Copy, Projector};
-use troupe_runtime::config::{ProcessorConfig, ScyllaConfig};
+use troupe_runtime::config::{PostgresConfig, ProcessorConfig, ScyllaConfig};
 
 fn main() -> ExitCode {
     let copy = match Copy::from_env() {
@@ -40,6 +40,14 @@ fn main() -> ExitCode {
                 CqlStore::connect(&ScyllaConfig::from_env().nodes.join(","), &copy.database())
                     .await?;
             cql.prepare().await?;
+            // The first copy of a deployment goes live; later ones are rebuilds.
+            let control =
+                troupe_readmodels::control::connect(&PostgresConfig::from_env().url).await?;
+            let prefix = troupe_runtime::topics::Topics::from_env()
+                .prefix()
+                .to_owned();
+            let state = troupe_readmodels::control::register(&control, &prefix, &copy).await?;
+            tracing::info!(copy = copy.name(), state, "read-model copy");
             Ok::<_, anyhow::Error>((pg, cql))
         };
         let (pg, cql) = match stores.await {
