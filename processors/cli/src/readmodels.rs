@@ -240,6 +240,16 @@ fn spawn_projector(
         .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
+    // On the local stack, `make down` stops what is recorded in its run directory.
+    if let Ok(home) = std::env::var("TROUPE_HOME") {
+        let run = PathBuf::from(home).join("run");
+        if run.is_dir() {
+            let _ = std::fs::write(
+                run.join(format!("projector-{}.pid", copy.name())),
+                child.id().to_string(),
+            );
+        }
+    }
     println!(
         "started troupe-projector for copy {}: pid {}, log {}",
         copy.name(),
