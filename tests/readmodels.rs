@@ -476,6 +476,23 @@ async fn reads_wait_for_a_position_and_errors_are_json() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("cannot reach the query API"), "{stderr}");
 
+    // The API's own metrics count requests by route template and status.
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"troupe_query_requests_total{route="/orders/{id}",status="404"}"#,
+        r#"troupe_query_requests_total{route="/orders/{id}",status="504"}"#,
+        r#"troupe_query_requests_total{route="/customers/{id}/orders",status="400"}"#,
+        r#"troupe_query_requests_total{route="unmatched",status="404"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert!(metrics.contains("troupe_query_request_seconds_bucket"));
+
     let (status, openapi) = get(&format!("{url}/openapi.json")).await;
     assert_eq!(status, 200);
     assert_eq!(openapi["openapi"], "3.1.0");

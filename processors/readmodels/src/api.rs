@@ -32,6 +32,83 @@ use crate::pg::PgStore;
 use crate::store::{ReadStore, StoreError};
 use crate::Copy;
 
+/// The API's own metrics, served at `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    registry: prometheus::Registry,
+    requests: prometheus::IntCounterVec,
+    seconds: prometheus::HistogramVec,
+}
+
+impl ApiMetrics {
+    pub fn new() -> Self {
+        let registry = prometheus::Registry::new();
+        let requests = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "troupe_query_requests_total",
+                "Query API requests by route and HTTP status",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let seconds = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "troupe_query_request_seconds",
+                "Query API request latency, including any wait for min_position",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("register");
+        registry
+            .register(Box::new(seconds.clone()))
+            .expect("register");
+        Self {
+            registry,
+            requests,
+            seconds,
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts and times every request by its route template (bounded labels, never raw paths).
+async fn track(
+    State(metrics): State<ApiMetrics>,
+    route: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    metrics
+        .seconds
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
 /// One copy's stores.
 #[derive(Debug)]
 pub struct Stores {
@@ -295,6 +372,8 @@ async fn not_found() -> ApiError {
 
 /// The routes.
 pub fn router(api: Api) -> Router {
+    let metrics = ApiMetrics::new();
+    let exposed = metrics.clone();
     Router::new()
         .route("/orders/{id}", get(order))
         .route("/orders/{id}/timeline", get(timeline))
@@ -304,6 +383,8 @@ pub fn router(api: Api) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi()) }))
         .route("/health", get(health))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(metrics, track))
+        .route("/metrics", get(move || async move { exposed.text() }))
         .with_state(api)
 }
 
