@@ -667,3 +667,57 @@ async fn a_rebuild_during_live_traffic_ends_identical_to_the_live_copy() {
             .unwrap();
     assert!(!exists, "the dropped copy's database is still there");
 }
+
+#[test]
+fn readmodels_commands_refuse_what_they_cannot_do_in_one_line() {
+    let prefix = format!("{}.", troupe_testkit::unique("t"));
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        let output = std::process::Command::new(troupe_testkit::binary("troupe"))
+            .args(args)
+            .envs(stack().vars().iter().filter(|(k, _)| *k != "TROUPE_HOME"))
+            .env_remove("TROUPE_HOME")
+            .env("TROUPE_TOPIC_PREFIX", &prefix)
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run troupe");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (
+            output.status.code(),
+            stderr,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    for (args, extra, expected) in [
+        (
+            &["readmodels", "drop", "nothere"][..],
+            &[][..],
+            "there is no read-model copy nothere",
+        ),
+        (
+            &["readmodels", "rebuild", "Bad-Name"][..],
+            &[][..],
+            "is not a copy name",
+        ),
+        (
+            &["readmodels", "rebuild", "b"][..],
+            &[("TROUPE_KAFKA_BOOTSTRAP", "127.0.0.1:9")][..],
+            "",
+        ),
+    ] {
+        let (code, stderr, _) = run(args, extra);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("troupe: ") && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The failed rebuild registered nothing.
+    let (code, stderr, listing) = run(&["readmodels", "list"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        listing.trim().lines().count(),
+        1,
+        "only the header: {listing}"
+    );
+}

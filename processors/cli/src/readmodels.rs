@@ -45,10 +45,22 @@ fn copy(name: &str) -> anyhow::Result<Copy> {
     Copy::new(name).map_err(|e| anyhow!(e))
 }
 
-/// Lag of `copies`' projector groups over the projector's topics.
-fn probe(copies: &[Copy], prefix: &str) -> anyhow::Result<(LagProbe, Vec<String>)> {
+/// Lag of `copies`' projector groups over the projector's topics, with the partition counts
+/// the broker reports.
+async fn probe(copies: &[Copy], prefix: &str) -> anyhow::Result<(LagProbe, Vec<String>)> {
     let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
-    let partitions: BTreeMap<String, i32> = topics.iter().map(|t| (t.clone(), 6)).collect();
+    let existing = TopicAdmin::connect(&KafkaConfig::from_env())
+        .await?
+        .existing_topics()
+        .await?;
+    let mut partitions = BTreeMap::new();
+    for topic in &topics {
+        let count = existing
+            .get(topic)
+            .copied()
+            .ok_or_else(|| anyhow!("topic {topic} does not exist (troupe topics apply)"))?;
+        partitions.insert(topic.clone(), count);
+    }
     let groups = copies.iter().map(|c| (c.group(), topics.clone())).collect();
     Ok((
         LagProbe::new(&KafkaConfig::from_env().bootstrap, groups, partitions)?,
@@ -68,8 +80,12 @@ pub async fn run(command: ReadModelsCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|c| copy(&c.name))
                 .collect::<Result<_, _>>()?;
-            let (lag, _) = probe(&names, &prefix)?;
-            let lag = tokio::task::spawn_blocking(move || lag.lag()).await??;
+            let lag = if names.is_empty() {
+                BTreeMap::new()
+            } else {
+                let (lag, _) = probe(&names, &prefix).await?;
+                tokio::task::spawn_blocking(move || lag.lag()).await??
+            };
             println!("{:<20} {:<9} {:>10}  created", "copy", "state", "lag");
             for (state, name) in copies.iter().zip(&names) {
                 println!(
@@ -140,13 +156,14 @@ pub async fn run(command: ReadModelsCommand) -> anyhow::Result<()> {
             if let Some(state) = control::state(&control, &prefix, &target).await? {
                 bail!("copy {name} exists ({state}); drop it or choose another name");
             }
+            // The broker is asked first: nothing is registered or started if it cannot be.
+            let (lag, topics) = probe(std::slice::from_ref(&target), &prefix).await?;
             let state = control::register(&control, &prefix, &target).await?;
             let previous = control::live(&control, &prefix).await?;
             let mut child = None;
             if !no_spawn {
                 child = Some(spawn_projector(&target, bin_dir)?);
             }
-            let (lag, topics) = probe(std::slice::from_ref(&target), &prefix)?;
             let lag = Arc::new(lag);
             let started = Instant::now();
             let mut last_report = Instant::now() - Duration::from_secs(10);
