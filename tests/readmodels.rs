@@ -9,24 +9,15 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use troupe_e2e::{Saga, Snapshot};
-use troupe_events::{samples, topics, EventType};
+use troupe_events::{samples, EventType};
+use troupe_readmodels::TOPICS;
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::{KafkaConfig, RegistryConfig};
+use troupe_runtime::lag::LagProbe;
 use troupe_runtime::publish::Publisher;
 use troupe_runtime::topics::Topics;
 use troupe_testkit::{stack, wait_until};
 use uuid::Uuid;
-
-/// The saga topics the projector reads (base names).
-const READ: [&str; 7] = [
-    topics::ORDER_COMMANDS,
-    topics::ORDER_EVENTS,
-    topics::INVENTORY_EVENTS,
-    topics::INVENTORY_ADJUSTMENTS,
-    topics::PAYMENT_EVENTS,
-    topics::SHIPPING_EVENTS,
-    topics::NOTIFICATION_EVENTS,
-];
 
 async fn get(url: &str) -> (u16, Value) {
     let response = reqwest::get(url).await.expect("query API answers");
@@ -44,31 +35,20 @@ fn client(group: &str) -> BaseConsumer {
         .expect("consumer")
 }
 
-/// Whether `group` has committed every message of the saga's `READ` topics.
+/// Whether `group` has committed every message of the projector's topics.
 fn caught_up(saga: &Saga, group: &str) -> bool {
-    let consumer = client(group);
-    let mut wanted = TopicPartitionList::new();
-    let mut highs = HashMap::new();
-    for base in READ {
-        let topic = format!("{}{base}", saga.prefix);
-        for partition in 0..6 {
-            let (_, high) = consumer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                .expect("watermarks");
-            highs.insert((topic.clone(), partition), high);
-            wanted.add_partition(&topic, partition);
-        }
-    }
-    let committed = consumer
-        .committed_offsets(wanted, Duration::from_secs(10))
-        .expect("committed offsets");
-    committed.elements().iter().all(|e| {
-        let high = highs[&(e.topic().to_owned(), e.partition())];
-        match e.offset() {
-            Offset::Offset(o) => o >= high,
-            _ => high == 0,
-        }
-    })
+    let topics: Vec<String> = TOPICS
+        .iter()
+        .map(|t| format!("{}{t}", saga.prefix))
+        .collect();
+    let partitions = topics.iter().map(|t| (t.clone(), 6)).collect();
+    let probe = LagProbe::new(
+        &stack().kafka_bootstrap,
+        vec![(group.to_owned(), topics)],
+        partitions,
+    )
+    .expect("lag probe");
+    probe.lag().expect("lag")[group] == 0
 }
 
 /// Every event about an order on the saga's topics, by order: event ids.
@@ -76,7 +56,7 @@ async fn events_by_order(saga: &Saga) -> HashMap<Uuid, BTreeSet<Uuid>> {
     let consumer = client(&format!("{}-reader", saga.id));
     let mut assignment = TopicPartitionList::new();
     let mut remaining = HashMap::new();
-    for base in READ {
+    for base in TOPICS {
         let topic = format!("{}{base}", saga.prefix);
         for partition in 0..6 {
             let (_, high) = consumer

@@ -157,3 +157,15 @@ pub fn load_topology(path: &std::path::Path) -> anyhow::Result<troupe_events::to
         topology.prefixed(topics.prefix())
     })
 }
+
+/// Where the troupe binaries are: `explicit`, or the directory of this executable (cargo puts
+/// every binary of the workspace there).
+pub fn bin_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(dir) => Ok(dir),
+        None => std::env::current_exe()?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .ok_or_else(|| anyhow::anyhow!("no directory for this executable")),
+    }
+}

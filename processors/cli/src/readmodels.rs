@@ -18,7 +18,7 @@ use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::config::{KafkaConfig, PostgresConfig, ScyllaConfig};
 use troupe_runtime::topics::Topics;
 
-use crate::bench::probe::LagProbe;
+use troupe_runtime::lag::LagProbe;
 
 #[derive(Debug, Subcommand)]
 pub enum ReadModelsCommand {
@@ -225,13 +225,7 @@ fn spawn_projector(
     bin_dir: Option<PathBuf>,
 ) -> anyhow::Result<(std::process::Child, PathBuf)> {
     use std::os::unix::process::CommandExt;
-    let dir = match bin_dir {
-        Some(dir) => dir,
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or_else(|| anyhow!("no directory for this executable"))?
-            .to_owned(),
-    };
+    let dir = crate::bin_dir(bin_dir)?;
     let binary = dir.join("troupe-projector");
     if !binary.exists() {
         bail!("{} is not built (or pass --bin-dir)", binary.display());

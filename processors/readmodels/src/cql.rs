@@ -8,17 +8,20 @@
 //! topic to the same member. Stock is the exception (an sku's events come from many orders);
 //! its read-modify-write is guarded by the applied-event marker, written in the same batch.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Display;
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::response::query_result::QueryRowsResult;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::model::{Changes, Fact, OrderSummary, StockLevel, TimelineEntry};
+use crate::model::{Changes, Fact, OrderSummary, StockChange, StockLevel, TimelineEntry};
 use crate::store::{DailyStats, ReadStore, ReasonDay, SkuDay, StoreError};
 
 fn cql(error: impl Display) -> StoreError {
@@ -48,9 +51,9 @@ struct Statements {
     put_timeline: PreparedStatement,
     timeline: PreparedStatement,
     get_stock: PreparedStatement,
-    put_stock: PreparedStatement,
+    /// The new level of an sku and the marker of the event that made it, together.
+    stock_batch: Batch,
     stock_applied: PreparedStatement,
-    mark_applied: PreparedStatement,
     put_sale: PreparedStatement,
     sales: PreparedStatement,
     put_cancellation: PreparedStatement,
@@ -87,6 +90,16 @@ impl CqlStore {
                 let prepare = |text: String| async move {
                     self.session.prepare(text).await.map_err(cql)
                 };
+                let mut stock_batch = Batch::new(BatchType::Logged);
+                stock_batch.append_statement(
+                    prepare(format!(
+                        "INSERT INTO {k}.stock (sku, available, reserved, sold) VALUES (?, ?, ?, ?)"
+                    ))
+                    .await?,
+                );
+                stock_batch.append_statement(
+                    prepare(format!("INSERT INTO {k}.stock_applied (key) VALUES (?)")).await?,
+                );
                 Ok::<_, StoreError>(Statements {
                     get_order: prepare(format!("SELECT body FROM {k}.orders WHERE order_id = ?")).await?,
                     put_order: prepare(format!("INSERT INTO {k}.orders (order_id, body) VALUES (?, ?)")).await?,
@@ -112,12 +125,8 @@ impl CqlStore {
                         "SELECT available, reserved, sold FROM {k}.stock WHERE sku = ?"
                     ))
                     .await?,
-                    put_stock: prepare(format!(
-                        "INSERT INTO {k}.stock (sku, available, reserved, sold) VALUES (?, ?, ?, ?)"
-                    ))
-                    .await?,
+                    stock_batch,
                     stock_applied: prepare(format!("SELECT key FROM {k}.stock_applied WHERE key = ?")).await?,
-                    mark_applied: prepare(format!("INSERT INTO {k}.stock_applied (key) VALUES (?)")).await?,
                     put_sale: prepare(format!(
                         "INSERT INTO {k}.sales (order_id, sku, day, units, revenue_minor) VALUES (?, ?, ?, ?, ?)"
                     ))
@@ -147,124 +156,91 @@ impl CqlStore {
         Ok(())
     }
 
+    /// Runs a prepared statement and returns its rows.
+    async fn rows(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<QueryRowsResult, StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(cql)?
+            .into_rows_result()
+            .map_err(cql)
+    }
+
+    /// Runs a prepared write.
+    async fn write(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(cql)?;
+        Ok(())
+    }
+
     async fn load_order(
         &self,
         s: &Statements,
         order_id: Uuid,
     ) -> Result<Option<OrderSummary>, StoreError> {
-        let rows = self
-            .session
-            .execute_unpaged(&s.get_order, (order_id,))
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+        let rows = self.rows(&s.get_order, (order_id,)).await?;
         let Some((body,)) = rows.maybe_first_row::<(String,)>().map_err(cql)? else {
             return Ok(None);
         };
         serde_json::from_str(&body).map(Some).map_err(cql)
     }
 
-    async fn apply_one(&self, s: &Statements, changes: &Changes) -> Result<(), StoreError> {
-        if let Some(change) = &changes.summary {
-            let at = changes.timeline.as_ref().map_or(0, |t| t.occurred_at);
-            let current = self
-                .load_order(s, change.order_id)
-                .await?
-                .unwrap_or_else(|| OrderSummary::empty(change.order_id));
-            let next = current.clone().merged(change, at, &changes.position);
-            if next != current {
-                let body = serde_json::to_string(&next).map_err(cql)?;
-                self.session
-                    .execute_unpaged(&s.put_order, (change.order_id, body))
-                    .await
-                    .map_err(cql)?;
-            }
-            // Written by every event that names the customer, so a retry after a failure
-            // between the two writes still indexes the order.
-            if let Some(customer) = &change.customer_id {
-                self.session
-                    .execute_unpaged(&s.index_customer, (customer, change.order_id))
-                    .await
-                    .map_err(cql)?;
+    /// The summary of `order_id` as this batch has it: read once per batch, then merged in
+    /// memory and written once at the end.
+    async fn touched<'a>(
+        &self,
+        s: &Statements,
+        orders: &'a mut HashMap<Uuid, Touched>,
+        order_id: Uuid,
+    ) -> Result<&'a mut Touched, StoreError> {
+        match orders.entry(order_id) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => {
+                let stored = self.load_order(s, order_id).await?;
+                let merged = stored
+                    .clone()
+                    .unwrap_or_else(|| OrderSummary::empty(order_id));
+                Ok(entry.insert(Touched { stored, merged }))
             }
         }
-        if let Some(e) = &changes.timeline {
-            self.session
-                .execute_unpaged(
-                    &s.put_timeline,
-                    (
-                        e.order_id,
-                        e.event_id,
-                        e.occurred_at,
-                        &e.event_type,
-                        &e.service,
-                        &e.detail,
-                    ),
-                )
-                .await
-                .map_err(cql)?;
+    }
+
+    async fn apply_stock(&self, s: &Statements, change: &StockChange) -> Result<(), StoreError> {
+        let marker = format!("{}/{}", change.event_id, change.sku);
+        if self.rows(&s.stock_applied, (&marker,)).await?.rows_num() > 0 {
+            return Ok(());
         }
-        for change in &changes.stock {
-            let marker = format!("{}/{}", change.event_id, change.sku);
-            let applied = self
-                .session
-                .execute_unpaged(&s.stock_applied, (&marker,))
-                .await
-                .map_err(cql)?
-                .into_rows_result()
-                .map_err(cql)?
-                .rows_num();
-            if applied > 0 {
-                continue;
-            }
-            let level = self.stock(&change.sku).await?.unwrap_or_default();
-            let next = level.after(change.kind);
-            // The new level and the marker land together or not at all.
-            let mut batch = Batch::new(BatchType::Logged);
-            batch.append_statement(s.put_stock.clone());
-            batch.append_statement(s.mark_applied.clone());
-            self.session
-                .batch(
-                    &batch,
-                    (
-                        (&change.sku, next.available, next.reserved, next.sold),
-                        (&marker,),
-                    ),
-                )
-                .await
-                .map_err(cql)?;
-        }
-        match &changes.fact {
-            Some(Fact::Confirmed { order_id, day }) => {
-                let order = self.load_order(s, *order_id).await?;
-                let mut per_sku: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-                for line in order.iter().flat_map(|o| o.lines.iter()) {
-                    let entry = per_sku.entry(&line.sku).or_default();
-                    entry.0 += i64::from(line.quantity);
-                    entry.1 += i64::from(line.quantity) * line.unit_price_minor;
-                }
-                for (sku, (units, revenue)) in per_sku {
-                    self.session
-                        .execute_unpaged(&s.put_sale, (order_id, sku, day, units, revenue))
-                        .await
-                        .map_err(cql)?;
-                }
-            }
-            Some(Fact::Cancelled {
-                order_id,
-                day,
-                reason,
-            }) => {
-                self.session
-                    .execute_unpaged(&s.put_cancellation, (order_id, day, reason))
-                    .await
-                    .map_err(cql)?;
-            }
-            None => {}
-        }
+        let level = self.stock(&change.sku).await?.unwrap_or_default();
+        let next = level.after(change.kind);
+        // The new level and the marker land together or not at all.
+        self.session
+            .batch(
+                &s.stock_batch,
+                (
+                    (&change.sku, next.available, next.reserved, next.sold),
+                    (&marker,),
+                ),
+            )
+            .await
+            .map_err(cql)?;
         Ok(())
     }
+}
+
+/// An order a batch touched: as stored, and as the batch's changes made it.
+struct Touched {
+    stored: Option<OrderSummary>,
+    merged: OrderSummary,
 }
 
 impl ReadStore for CqlStore {
@@ -314,8 +290,74 @@ impl ReadStore for CqlStore {
 
     async fn apply(&self, batch: &[Changes]) -> Result<(), StoreError> {
         let s = self.statements().await?;
+        let mut orders: HashMap<Uuid, Touched> = HashMap::new();
+        let mut customers: BTreeSet<(String, Uuid)> = BTreeSet::new();
         for changes in batch {
-            self.apply_one(s, changes).await?;
+            if let Some(change) = &changes.summary {
+                let at = changes.timeline.as_ref().map_or(0, |t| t.occurred_at);
+                let touched = self.touched(s, &mut orders, change.order_id).await?;
+                let current =
+                    std::mem::replace(&mut touched.merged, OrderSummary::empty(change.order_id));
+                touched.merged = current.merged(change, at, &changes.position);
+                // Indexed by every event that names the customer, so a retry after a failure
+                // between the writes still indexes the order.
+                if let Some(customer) = &change.customer_id {
+                    customers.insert((customer.clone(), change.order_id));
+                }
+            }
+            if let Some(e) = &changes.timeline {
+                self.write(
+                    &s.put_timeline,
+                    (
+                        e.order_id,
+                        e.event_id,
+                        e.occurred_at,
+                        &e.event_type,
+                        &e.service,
+                        &e.detail,
+                    ),
+                )
+                .await?;
+            }
+            for change in &changes.stock {
+                self.apply_stock(s, change).await?;
+            }
+            match &changes.fact {
+                Some(Fact::Confirmed { order_id, day }) => {
+                    let order = &self.touched(s, &mut orders, *order_id).await?.merged;
+                    let mut per_sku: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+                    for line in &order.lines {
+                        let entry = per_sku.entry(line.sku.clone()).or_default();
+                        entry.0 += i64::from(line.quantity);
+                        entry.1 += i64::from(line.quantity) * line.unit_price_minor;
+                    }
+                    for (sku, (units, revenue)) in per_sku {
+                        self.write(&s.put_sale, (order_id, sku, day, units, revenue))
+                            .await?;
+                    }
+                }
+                Some(Fact::Cancelled {
+                    order_id,
+                    day,
+                    reason,
+                }) => {
+                    self.write(&s.put_cancellation, (order_id, day, reason))
+                        .await?;
+                }
+                None => {}
+            }
+        }
+        // Each order's summary once per batch, and only if the batch changed it.
+        for (order_id, touched) in &orders {
+            if touched.stored.as_ref() != Some(&touched.merged)
+                && touched.merged != OrderSummary::empty(*order_id)
+            {
+                let body = serde_json::to_string(&touched.merged).map_err(cql)?;
+                self.write(&s.put_order, (order_id, body)).await?;
+            }
+        }
+        for (customer, order_id) in &customers {
+            self.write(&s.index_customer, (customer, order_id)).await?;
         }
         Ok(())
     }
@@ -328,10 +370,8 @@ impl ReadStore for CqlStore {
         for (topic, partition, next) in next_offsets {
             let current = self.position(topic, *partition).await?.unwrap_or(0);
             if *next > current {
-                self.session
-                    .execute_unpaged(&s.put_position, (format!("{topic}/{partition}"), *next))
-                    .await
-                    .map_err(cql)?;
+                self.write(&s.put_position, (format!("{topic}/{partition}"), *next))
+                    .await?;
             }
         }
         Ok(())
@@ -340,12 +380,8 @@ impl ReadStore for CqlStore {
     async fn position(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
         let s = self.statements().await?;
         let rows = self
-            .session
-            .execute_unpaged(&s.get_position, (format!("{topic}/{partition}"),))
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+            .rows(&s.get_position, (format!("{topic}/{partition}"),))
+            .await?;
         Ok(rows.maybe_first_row::<(i64,)>().map_err(cql)?.map(|r| r.0))
     }
 
@@ -363,13 +399,7 @@ impl ReadStore for CqlStore {
         let s = self.statements().await?;
         // The customer's whole index partition, sorted here: neither clustering order nor
         // ORDER BY is reproduced by the local server, and a customer's orders are few.
-        let rows = self
-            .session
-            .execute_unpaged(&s.customer_orders, (customer_id,))
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+        let rows = self.rows(&s.customer_orders, (customer_id,)).await?;
         let mut orders = Vec::new();
         for row in rows.rows::<(Uuid,)>().map_err(cql)? {
             let (order_id,) = row.map_err(cql)?;
@@ -387,13 +417,7 @@ impl ReadStore for CqlStore {
 
     async fn timeline(&self, order_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
         let s = self.statements().await?;
-        let rows = self
-            .session
-            .execute_unpaged(&s.timeline, (order_id,))
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+        let rows = self.rows(&s.timeline, (order_id,)).await?;
         let mut entries = Vec::new();
         for row in rows
             .rows::<(Uuid, i64, Uuid, String, String, String)>()
@@ -416,13 +440,7 @@ impl ReadStore for CqlStore {
 
     async fn stock(&self, sku: &str) -> Result<Option<StockLevel>, StoreError> {
         let s = self.statements().await?;
-        let rows = self
-            .session
-            .execute_unpaged(&s.get_stock, (sku,))
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+        let rows = self.rows(&s.get_stock, (sku,)).await?;
         Ok(rows.maybe_first_row::<(i64, i64, i64)>().map_err(cql)?.map(
             |(available, reserved, sold)| StockLevel {
                 available,
@@ -434,13 +452,7 @@ impl ReadStore for CqlStore {
 
     async fn daily_stats(&self) -> Result<DailyStats, StoreError> {
         let s = self.statements().await?;
-        let rows = self
-            .session
-            .execute_unpaged(&s.sales, ())
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+        let rows = self.rows(&s.sales, ()).await?;
         let mut sales: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
         for row in rows.rows::<(String, String, i64, i64)>().map_err(cql)? {
             let (day, sku, units, revenue) = row.map_err(cql)?;
@@ -448,13 +460,7 @@ impl ReadStore for CqlStore {
             entry.0 += revenue;
             entry.1 += units;
         }
-        let rows = self
-            .session
-            .execute_unpaged(&s.cancellations, ())
-            .await
-            .map_err(cql)?
-            .into_rows_result()
-            .map_err(cql)?;
+        let rows = self.rows(&s.cancellations, ()).await?;
         let mut cancellations: BTreeMap<(String, String), i64> = BTreeMap::new();
         for row in rows.rows::<(String, String)>().map_err(cql)? {
             let (day, reason) = row.map_err(cql)?;

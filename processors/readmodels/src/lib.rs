@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 use sqlx::PgConnection;
 use troupe_events::{topics, Envelope};
+use troupe_runtime::publish::Position;
 use troupe_runtime::{Handler, HandlerError, Source};
 
 use crate::cql::CqlStore;
@@ -145,10 +146,12 @@ impl Handler for Projector {
         source: Source<'_>,
         _now_ms: i64,
     ) -> Result<Vec<Envelope>, HandlerError> {
-        self.collect(
-            envelope,
-            format!("{}/{}@{}", source.topic, source.partition, source.offset),
-        );
+        let position = Position {
+            topic: source.topic.to_owned(),
+            partition: source.partition,
+            offset: source.offset,
+        };
+        self.collect(envelope, position.to_string());
         Ok(Vec::new())
     }
 

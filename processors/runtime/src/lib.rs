@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod deadletter;
 pub mod handler;
+pub mod lag;
 pub mod metrics;
 pub mod outbox;
 pub mod processor;

@@ -5,7 +5,7 @@
 //!   settings (6 partitions) as the saga's topics.
 //! - `saga`: the five processors under open-loop load; see [`saga`].
 
-pub(crate) mod probe;
+mod probe;
 mod saga;
 
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -35,9 +35,10 @@ use troupe_runtime::publish::Publisher;
 use troupe_runtime::topics::Topics;
 use uuid::Uuid;
 
-use super::probe::{self, LagProbe, ProcSample};
+use super::probe::{self, ProcSample};
 use super::PipeResult;
 use crate::scenario::{self, Mix, Rng};
+use troupe_runtime::lag::LagProbe;
 
 /// The processors a saga deployment runs.
 const SERVICES: [&str; 5] = ["order", "inventory", "payment", "shipping", "notification"];
@@ -979,13 +980,7 @@ pub async fn run(args: SagaArgs, topics_file: &Path) -> anyhow::Result<()> {
             bail!("--latency-rate must be a positive number of orders per second");
         }
     }
-    let bin_dir = match &args.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or_else(|| anyhow!("no directory for this executable"))?
-            .to_owned(),
-    };
+    let bin_dir = crate::bin_dir(args.bin_dir.clone())?;
     let kafka = KafkaConfig::from_env();
     TopicAdmin::connect(&kafka).await?;
 
@@ -1011,6 +1006,55 @@ pub async fn run(args: SagaArgs, topics_file: &Path) -> anyhow::Result<()> {
         print_report(&report);
     }
     Ok(())
+}
+
+/// What one phase of load gave.
+struct PhaseRun {
+    phase: usize,
+    orders: u64,
+    sampler: Sampler,
+    seconds: f64,
+    /// How long draining took, or `None` when it did not within `timeout`.
+    drained: Option<f64>,
+    timeout: Duration,
+}
+
+/// Offers `rate` orders a second for `seconds` while sampling, checks the processors survived,
+/// then drains. `hops`: record per-hop latency (the latency phase).
+async fn run_phase(
+    load: &mut Load<'_>,
+    watched: &mut Watched,
+    deployment: &mut Deployment,
+    quiet: &Quiet<'_>,
+    hops: bool,
+    rate: f64,
+    seconds: u64,
+) -> anyhow::Result<PhaseRun> {
+    let book = load.book;
+    let phase = book.lock().expect("book lock").phase(hops);
+    let started = Instant::now();
+    let (orders, sampler) = sampled(
+        load.offer(phase, rate, seconds as f64),
+        watched,
+        Probes {
+            lag: quiet.lag,
+            book,
+            phase,
+        },
+    )
+    .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    deployment.check_alive()?;
+    let timeout = Duration::from_secs(120 + seconds * 2);
+    let drained = drain(book, phase, orders, quiet, timeout).await?;
+    Ok(PhaseRun {
+        phase,
+        orders,
+        sampler,
+        seconds: elapsed,
+        drained,
+        timeout,
+    })
 }
 
 async fn measure(
@@ -1115,25 +1159,26 @@ async fn measure(
     let mut sustainable = None;
     for &rate in ladder {
         eprintln!("bench: step {rate} orders/s for {} s", args.step_seconds);
-        let phase = book.lock().expect("book lock").phase(false);
         let offered = rate * messages_per_order;
-        let started = Instant::now();
-        let (orders, sampler) = sampled(
-            load.offer(phase, rate, args.step_seconds as f64),
+        let PhaseRun {
+            phase,
+            orders,
+            sampler,
+            seconds,
+            drained,
+            timeout,
+        } = run_phase(
+            &mut load,
             &mut watched,
-            Probes {
-                lag: &lag,
-                book: &book,
-                phase,
-            },
+            &mut deployment,
+            &quiet,
+            false,
+            rate,
+            args.step_seconds,
         )
         .await?;
-        let seconds = started.elapsed().as_secs_f64();
         let lag_verdict = verdict(&sampler.lag, offered, LAG_GROWTH_FLOOR);
         let in_flight_verdict = verdict(&sampler.in_flight, rate, IN_FLIGHT_GROWTH_FLOOR);
-        deployment.check_alive()?;
-        let timeout = Duration::from_secs(120 + args.step_seconds * 2);
-        let drained = drain(&book, phase, orders, &quiet, timeout).await?;
         total_orders += orders;
         measured.push(phase);
         if drained.is_some() && total_orders > 0 {
@@ -1198,26 +1243,21 @@ async fn measure(
             "bench: latency at {latency_rate} orders/s for {} s",
             args.latency_seconds
         );
-        let phase = book.lock().expect("book lock").phase(true);
-        let started = Instant::now();
-        let (orders, sampler) = sampled(
-            load.offer(phase, latency_rate, args.latency_seconds as f64),
-            &mut watched,
-            Probes {
-                lag: &lag,
-                book: &book,
-                phase,
-            },
-        )
-        .await?;
-        let seconds = started.elapsed().as_secs_f64();
-        deployment.check_alive()?;
-        let drained = drain(
-            &book,
+        let PhaseRun {
             phase,
             orders,
+            sampler,
+            seconds,
+            drained,
+            ..
+        } = run_phase(
+            &mut load,
+            &mut watched,
+            &mut deployment,
             &quiet,
-            Duration::from_secs(120 + args.latency_seconds * 2),
+            true,
+            latency_rate,
+            args.latency_seconds,
         )
         .await?;
         if drained.is_none() {

@@ -3,11 +3,8 @@
 
 use std::process::ExitCode;
 
-use troupe_readmodels::cql::CqlStore;
-use troupe_readmodels::pg::PgStore;
-use troupe_readmodels::store::ReadStore;
 use troupe_readmodels::{Copy, Projector};
-use troupe_runtime::config::{PostgresConfig, ProcessorConfig, ScyllaConfig};
+use troupe_runtime::config::{PostgresConfig, ProcessorConfig};
 
 fn main() -> ExitCode {
     let copy = match Copy::from_env() {
@@ -33,13 +30,7 @@ fn main() -> ExitCode {
         troupe_runtime::telemetry::init("projector");
         let config = ProcessorConfig::from_env("projector");
         let stores = async {
-            let pool = troupe_runtime::db::connect(&config.database_url, 4).await?;
-            let pg = PgStore::new(pool);
-            pg.prepare().await?;
-            let cql =
-                CqlStore::connect(&ScyllaConfig::from_env().nodes.join(","), &copy.database())
-                    .await?;
-            cql.prepare().await?;
+            let stores = troupe_readmodels::api::Stores::open(&copy).await?;
             // The first copy of a deployment goes live; later ones are rebuilds.
             let control =
                 troupe_readmodels::control::connect(&PostgresConfig::from_env().url).await?;
@@ -48,9 +39,9 @@ fn main() -> ExitCode {
                 .to_owned();
             let state = troupe_readmodels::control::register(&control, &prefix, &copy).await?;
             tracing::info!(copy = copy.name(), state, "read-model copy");
-            Ok::<_, anyhow::Error>((pg, cql))
+            Ok::<_, anyhow::Error>(stores)
         };
-        let (pg, cql) = match stores.await {
+        let stores = match stores.await {
             Ok(stores) => stores,
             Err(error) => {
                 eprintln!("troupe-projector: {error}");
@@ -59,7 +50,7 @@ fn main() -> ExitCode {
         };
         match troupe_runtime::processor::run(
             config,
-            Projector::new(pg, cql),
+            Projector::new(stores.pg, stores.cql),
             troupe_runtime::shutdown::signal(),
         )
         .await
