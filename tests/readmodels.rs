@@ -311,9 +311,7 @@ async fn reads_wait_for_a_position_and_errors_are_json() {
         bootstrap: stack().kafka_bootstrap.clone(),
         ..KafkaConfig::from_env()
     };
-    let registry = RegistryConfig {
-        url: stack().schema_registry_url.clone(),
-    };
+    let registry = RegistryConfig::at(&stack().schema_registry_url);
     let publisher =
         Publisher::new(&kafka, &registry, Topics::with_prefix(saga.prefix.clone())).unwrap();
 

@@ -49,9 +49,7 @@ fn publisher(saga: &Saga) -> Publisher {
         bootstrap: stack().kafka_bootstrap.clone(),
         ..KafkaConfig::from_env()
     };
-    let registry = RegistryConfig {
-        url: stack().schema_registry_url.clone(),
-    };
+    let registry = RegistryConfig::at(&stack().schema_registry_url);
     Publisher::new(&kafka, &registry, Topics::with_prefix(saga.prefix.clone())).unwrap()
 }
 

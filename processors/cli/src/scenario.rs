@@ -242,6 +242,9 @@ pub fn build(scenario: Scenario, n: u64, rng: &mut Rng, now_ms: i64) -> Order {
             lines,
             currency: "EUR".into(),
             shipping_address: address(country, n),
+            // Every fifth order carries a campaign code (PlaceOrder v2); a producer pinned to
+            // v1 leaves it out.
+            promotion_code: (n % 5 == 0).then(|| "SPRING-10".to_owned()),
         },
     };
     let mut requests = vec![place];

@@ -48,7 +48,7 @@ fn codec(c: &mut Criterion) {
         group.bench_function(format!("decode/{}", event_type.name()), |b| {
             b.iter(|| {
                 let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();
-                avro::from_value(&name, &value).unwrap()
+                avro::from_value(name, &value).unwrap()
             })
         });
         // The direct path the codec takes for current-schema messages: bytes straight into the
@@ -72,10 +72,28 @@ fn codec(c: &mut Criterion) {
         group.bench_function(format!("decode+encode/{}", event_type.name()), |b| {
             b.iter(|| {
                 let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();
-                let decoded = avro::from_value(&name, &value).unwrap();
+                let decoded = avro::from_value(name, &value).unwrap();
                 writer.write_value_to_vec(avro::to_value(&decoded)).unwrap()
             })
         });
+    }
+    // Older versions: read with their own schema, upcast to the current one, mapped.
+    for (event_type, version) in [
+        (EventType::OrderPlaced, 1),
+        (EventType::OrderPlaced, 2),
+        (EventType::PaymentAuthorized, 1),
+    ] {
+        let file = catalog::find(event_type, version).unwrap();
+        let envelope = samples::representable(event_type, version);
+        let bytes = GenericDatumWriter::builder(file.schema())
+            .build()
+            .unwrap()
+            .write_value_to_vec(avro::to_version_value(&envelope, version))
+            .unwrap();
+        group.bench_function(
+            format!("upcast-decode/{}.v{version}", event_type.name()),
+            |b| b.iter(|| avro::decode_version(file, None, black_box(&bytes)).unwrap()),
+        );
     }
     group.finish();
 }

@@ -187,6 +187,8 @@ pub enum Event {
         lines: Vec<OrderLine>,
         currency: String,
         shipping_address: Address,
+        /// A campaign code the customer entered (PlaceOrder v2 on).
+        promotion_code: Option<String>,
     },
     OrderCancellationRequested {
         reason: String,
@@ -198,6 +200,8 @@ pub enum Event {
         shipping_address: Address,
         /// Minor units.
         total: i64,
+        /// Carried over from the request (OrderPlaced v2 on).
+        promotion_code: Option<String>,
     },
     OrderRejected {
         customer_id: String,
@@ -349,39 +353,14 @@ impl EventType {
         }
     }
 
-    /// The Avro namespace of its record.
-    pub fn namespace(self) -> &'static str {
-        use EventType::*;
-        match self {
-            PlaceOrder
-            | OrderCancellationRequested
-            | OrderPlaced
-            | OrderRejected
-            | OrderConfirmed
-            | OrderCancelled => "troupe.orders",
-            StockReserved
-            | StockRejected
-            | StockReservationExpired
-            | StockReleased
-            | StockCommitted
-            | StockAdjusted => "troupe.inventory",
-            PaymentAuthorized | PaymentDeclined | PaymentRefunded => "troupe.payment",
-            ShipmentScheduled | ShipmentFailed | ShipmentCancelled => "troupe.shipping",
-            CustomerNotified => "troupe.notification",
-        }
+    /// The full name of its current version's record, e.g. `troupe.orders.v3.OrderPlaced`.
+    pub fn record_name(self) -> &'static str {
+        crate::catalog::current(self).record_name()
     }
 
-    /// The record's full name, e.g. `troupe.orders.OrderPlaced`.
-    pub fn record_name(self) -> String {
-        format!("{}.{}", self.namespace(), self.name())
-    }
-
-    /// Parses a record full name.
+    /// The event type of a record full name, of any version.
     pub fn from_record_name(name: &str) -> Option<Self> {
-        let (namespace, short) = name.rsplit_once('.')?;
-        Self::ALL
-            .into_iter()
-            .find(|t| t.name() == short && t.namespace() == namespace)
+        crate::catalog::event_type_of(name)
     }
 
     /// The topic this event travels on.

@@ -3,7 +3,8 @@
 //! - [`topology`]: the model of `topics.yaml`;
 //! - [`domain`]: the events handlers see (always the current version);
 //! - [`avro`]: mapping to and from Avro values of the published schemas;
-//! - [`catalog`]: every schema file, embedded; [`topics`]: topic names;
+//! - [`catalog`]: every schema file, embedded, and write/known version pins;
+//! - [`upcast`]: older versions to the current one; [`topics`]: topic names;
 //! - [`validate`]: the structural rules every event obeys.
 
 pub mod avro;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod samples;
 pub mod topics;
 pub mod topology;
+pub mod upcast;
 pub mod validate;
 
 pub use domain::{Envelope, Event, EventType, Metadata};

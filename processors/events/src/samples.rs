@@ -51,6 +51,7 @@ pub fn sample(event_type: EventType, order_id: Uuid) -> Envelope {
             lines: lines(),
             currency: "EUR".into(),
             shipping_address: address("GB"),
+            promotion_code: Some("SPRING-10".into()),
         },
         EventType::OrderCancellationRequested => Event::OrderCancellationRequested {
             reason: "changed my mind".into(),
@@ -61,6 +62,7 @@ pub fn sample(event_type: EventType, order_id: Uuid) -> Envelope {
             currency: "EUR".into(),
             shipping_address: address("GB"),
             total: 7448,
+            promotion_code: Some("SPRING-10".into()),
         },
         EventType::OrderRejected => Event::OrderRejected {
             customer_id: "cust-1".into(),
@@ -155,6 +157,26 @@ pub fn sample(event_type: EventType, order_id: Uuid) -> Envelope {
     }
 }
 
+/// The sample of `event_type` less what version `version` of its schema cannot carry (a
+/// promotion code before v2): what a producer pinned to that version sends.
+pub fn representable(event_type: EventType, version: u32) -> Envelope {
+    let mut envelope = sample(
+        event_type,
+        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+    );
+    envelope.meta.event_id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002);
+    envelope.meta.causation_id = Some(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0003));
+    envelope.meta.occurred_at = 1_767_225_600_000;
+    if version == 1 {
+        if let Event::PlaceOrder { promotion_code, .. }
+        | Event::OrderPlaced { promotion_code, .. } = &mut envelope.event
+        {
+            *promotion_code = None;
+        }
+    }
+    envelope
+}
+
 #[cfg(test)]
 mod tests {
     use apache_avro::reader::datum::GenericDatumReader;
@@ -187,7 +209,7 @@ mod tests {
                 .unwrap()
                 .read_value(&mut bytes.as_slice())
                 .unwrap();
-            let back = avro::from_value(&event_type.record_name(), &decoded).unwrap();
+            let back = avro::from_value(event_type.record_name(), &decoded).unwrap();
             assert_eq!(back, envelope, "{event_type:?}");
         }
     }

@@ -31,7 +31,15 @@ pub fn validate(envelope: &Envelope) -> Result<(), String> {
         {
             Err("customer_id is empty".into())
         }
-        Event::OrderPlaced { lines, total, .. } => {
+        Event::OrderPlaced {
+            lines,
+            total,
+            promotion_code: code,
+            ..
+        } => {
+            if let Some(code) = code {
+                promotion_code(code)?;
+            }
             if lines.is_empty() {
                 return Err("an order has no lines".into());
             }
@@ -63,6 +71,23 @@ pub fn validate(envelope: &Envelope) -> Result<(), String> {
             money(amount.minor, &amount.currency)
         }
         _ => Ok(()),
+    }
+}
+
+/// A campaign code: 1 to 32 characters, upper-case letters, digits and dashes. The order
+/// service rejects a request whose code breaks this; an OrderPlaced that carries one is invalid.
+pub fn promotion_code(code: &str) -> Result<(), String> {
+    let fits = !code.is_empty()
+        && code.len() <= 32
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "promotion code {code:?} is not 1 to 32 of A-Z, 0-9 and -"
+        ))
     }
 }
 

@@ -80,7 +80,11 @@ pub fn validate_request(
     lines: &[OrderLine],
     currency: &str,
     address: &Address,
+    promotion_code: Option<&str>,
 ) -> Option<String> {
+    if let Some(Err(reason)) = promotion_code.map(troupe_events::validate::promotion_code) {
+        return Some(reason);
+    }
     if customer_id.trim().is_empty() {
         return Some("customer id is empty".into());
     }
@@ -138,8 +142,15 @@ pub fn decide(order: Option<&Order>, event: &Event) -> Decision {
                 lines,
                 currency,
                 shipping_address,
+                promotion_code,
             },
-        ) => place(customer_id, lines, currency, shipping_address),
+        ) => place(
+            customer_id,
+            lines,
+            currency,
+            shipping_address,
+            promotion_code.as_deref(),
+        ),
         // A repeated request for an order that exists already: idempotent by order id.
         (Some(_), Event::PlaceOrder { .. }) => Decision::nothing(),
         // Nothing to say about an order this service never placed.
@@ -149,8 +160,14 @@ pub fn decide(order: Option<&Order>, event: &Event) -> Decision {
     }
 }
 
-fn place(customer_id: &str, lines: &[OrderLine], currency: &str, address: &Address) -> Decision {
-    if let Some(reason) = validate_request(customer_id, lines, currency, address) {
+fn place(
+    customer_id: &str,
+    lines: &[OrderLine],
+    currency: &str,
+    address: &Address,
+    promotion_code: Option<&str>,
+) -> Decision {
+    if let Some(reason) = validate_request(customer_id, lines, currency, address, promotion_code) {
         return Decision {
             order: Some(Order {
                 customer_id: customer_id.to_owned(),
@@ -188,6 +205,7 @@ fn place(customer_id: &str, lines: &[OrderLine], currency: &str, address: &Addre
             currency: currency.to_owned(),
             shipping_address: address.clone(),
             total,
+            promotion_code: promotion_code.map(str::to_owned),
         }],
     }
 }
@@ -293,35 +311,29 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_promotion_code_travels_with_the_order() {
+        let decision = decide(None, &request());
+        assert!(matches!(
+            &decision.emit[..],
+            [Event::OrderPlaced { promotion_code: Some(code), .. }] if code == "SPRING-10"
+        ));
+    }
+
     #[rstest]
-    #[case::no_lines(|lines: &mut Vec<OrderLine>, _: &mut String, _: &mut Address| lines.clear(), "no lines")]
-    #[case::zero_quantity(|lines: &mut Vec<OrderLine>, _: &mut String, _: &mut Address| lines[0].quantity = 0, "quantity 0")]
-    #[case::negative_price(|lines: &mut Vec<OrderLine>, _: &mut String, _: &mut Address| lines[0].unit_price = -1, "negative price")]
-    #[case::bad_currency(|_: &mut Vec<OrderLine>, c: &mut String, _: &mut Address| *c = "euros".into(), "ISO 4217")]
-    #[case::bad_country(|_: &mut Vec<OrderLine>, _: &mut String, a: &mut Address| a.country = "England".into(), "ISO 3166")]
+    #[case::no_lines(|e: &mut Event| if let Event::PlaceOrder { lines, .. } = e { lines.clear() }, "no lines")]
+    #[case::zero_quantity(|e: &mut Event| if let Event::PlaceOrder { lines, .. } = e { lines[0].quantity = 0 }, "quantity 0")]
+    #[case::negative_price(|e: &mut Event| if let Event::PlaceOrder { lines, .. } = e { lines[0].unit_price = -1 }, "negative price")]
+    #[case::bad_currency(|e: &mut Event| if let Event::PlaceOrder { currency, .. } = e { *currency = "euros".into() }, "ISO 4217")]
+    #[case::bad_country(|e: &mut Event| if let Event::PlaceOrder { shipping_address, .. } = e { shipping_address.country = "England".into() }, "ISO 3166")]
+    #[case::bad_promotion_code(|e: &mut Event| if let Event::PlaceOrder { promotion_code, .. } = e { *promotion_code = Some("spring 10%".into()) }, "promotion code")]
     fn invalid_requests_are_rejected_with_a_reason(
-        #[case] spoil: fn(&mut Vec<OrderLine>, &mut String, &mut Address),
+        #[case] spoil: fn(&mut Event),
         #[case] expected: &str,
     ) {
-        let Event::PlaceOrder {
-            customer_id,
-            mut lines,
-            mut currency,
-            mut shipping_address,
-        } = request()
-        else {
-            unreachable!()
-        };
-        spoil(&mut lines, &mut currency, &mut shipping_address);
-        let decision = decide(
-            None,
-            &Event::PlaceOrder {
-                customer_id,
-                lines,
-                currency,
-                shipping_address,
-            },
-        );
+        let mut request = request();
+        spoil(&mut request);
+        let decision = decide(None, &request);
         assert_eq!(decision.order.unwrap().status, Status::Rejected);
         let [Event::OrderRejected { reason, .. }] = &decision.emit[..] else {
             panic!("expected a rejection");

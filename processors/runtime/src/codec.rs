@@ -1,15 +1,18 @@
 //! Events to and from the Confluent wire format: magic byte 0, the schema id as a big-endian
 //! u32, then the Avro datum. Schema lookups go through `schema_registry_converter` and are
-//! cached by it: one registry call per schema, never one per message.
+//! cached: one registry call per schema id, never one per message.
 //!
-//! Two paths:
-//! - **direct**, for the current schema of an event type: once the codec knows the registry id
-//!   of that schema (learned from the first encode, or by asking the registry once about an
-//!   id it reads), it writes and reads the Avro binary datum straight from and into the domain
-//!   types ([`avro::to_binary`], [`avro::from_binary`]);
-//! - **generic**, for everything else (another version of a schema, a schema troupe does not
-//!   know): the registry client's resolution into `apache_avro::types::Value`, then the
-//!   by-name mapping. Both paths end in the same domain type and the same validation.
+//! Each writer schema id is identified once, by comparing the registered schema's Parsing
+//! Canonical Form with troupe's catalog (every version ever published). Then:
+//! - **current version**: the Avro binary datum is read straight into the domain types
+//!   ([`avro::from_binary`]), and written the same way;
+//! - **older version**: read with its own schema as the writer wrote it, upcast step by step to
+//!   the current version ([`troupe_events::upcast`]), then mapped — handlers only ever see the
+//!   current version, and [`Decoded::upcast_from`] says which version it came from;
+//! - **a schema troupe does not know**: the registry client's generic decoding, then the
+//!   by-name mapping onto the current shape (a foreign producer writing compatible records).
+//!
+//! What a codec writes is the current version of each event unless [`Pins`] say otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -21,7 +24,8 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
-use troupe_events::{avro, catalog, validate::validate, Envelope, EventType};
+use troupe_events::catalog::{self, Pins, SchemaFile};
+use troupe_events::{avro, validate::validate, Envelope, EventType};
 
 use crate::deadletter::Reason;
 use crate::topics::Topics;
@@ -46,6 +50,56 @@ pub struct EncodeError {
     pub message: String,
 }
 
+/// A decoded event and how it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub envelope: Envelope,
+    /// The schema version the event was upcast from, when it was not written with the current
+    /// one.
+    pub upcast_from: Option<u32>,
+}
+
+/// What a writer schema id stands for, learned once per id.
+#[derive(Debug, Clone, Copy)]
+enum Writer {
+    /// The current version of an event type: the direct path.
+    Current(EventType),
+    /// A catalog version read with its own schema and upcast. `reader` is set when this
+    /// process does not know `file` (its known versions are pinned below it) and resolves the
+    /// datum into that older version of the same record first, as an older release would.
+    Catalog {
+        file: &'static SchemaFile,
+        reader: Option<&'static SchemaFile>,
+    },
+    /// A catalog record this process does not know at all: a record name newer than its
+    /// known versions.
+    Unknown(&'static SchemaFile),
+    /// Not in troupe's catalog.
+    Foreign,
+}
+
+/// How a process that knows `pins`' versions reads data written with `file`.
+fn writer_for(file: &'static SchemaFile, pins: &Pins) -> Writer {
+    let known = pins.knows(file.event_type);
+    if file.version <= known {
+        return if file.is_current() {
+            Writer::Current(file.event_type)
+        } else {
+            Writer::Catalog { file, reader: None }
+        };
+    }
+    match catalog::versions(file.event_type)
+        .rev()
+        .find(|older| older.version <= known && older.record_name() == file.record_name())
+    {
+        Some(reader) => Writer::Catalog {
+            file,
+            reader: Some(reader),
+        },
+        None => Writer::Unknown(file),
+    }
+}
+
 /// Encoder and decoder over one registry, shared by every task of a process.
 #[derive(Clone)]
 pub struct Codec {
@@ -56,13 +110,14 @@ struct Inner {
     encoder: AvroEncoder,
     decoder: AvroDecoder,
     settings: SrSettings,
-    /// One subject strategy per event type, built once, indexed by [`EventType::index`].
+    pins: Pins,
+    /// One subject strategy per event type, for the version it writes, built once, indexed by
+    /// [`EventType::index`].
     strategies: Vec<SubjectNameStrategy>,
-    /// The registry id of each event type's current schema, once known.
-    current_ids: Vec<OnceLock<u32>>,
-    /// Writer schema ids seen: the event type whose current schema the id is, or `None` for
-    /// any other schema (decoded generically).
-    known_ids: RwLock<HashMap<u32, Option<EventType>>>,
+    /// The registry id of the schema each event type is written with, once known.
+    write_ids: Vec<OnceLock<u32>>,
+    /// Writer schema ids seen, and what they stand for.
+    known_ids: RwLock<HashMap<u32, Writer>>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -75,13 +130,18 @@ impl Codec {
     /// A codec writing the current schema version of each event type, under the subject
     /// `<topic>-<record>` (TopicRecordNameStrategy).
     pub fn new(registry_url: &str, topics: &Topics) -> Self {
+        Self::with_pins(registry_url, topics, Pins::default())
+    }
+
+    /// A codec writing, and knowing, the versions `pins` say.
+    pub fn with_pins(registry_url: &str, topics: &Topics, pins: Pins) -> Self {
         let settings = SrSettings::new(registry_url.to_owned());
         let strategies = EventType::ALL
             .into_iter()
             .map(|event_type| {
-                let schema = catalog::current(event_type);
+                let schema = pins.writes(event_type);
                 let supplied = SuppliedSchema::new(
-                    Some(event_type.record_name()),
+                    Some(schema.record_name().to_owned()),
                     SchemaType::Avro,
                     schema.text.to_owned(),
                 );
@@ -96,8 +156,9 @@ impl Codec {
                 encoder: AvroEncoder::new(settings.clone()),
                 decoder: AvroDecoder::new(settings.clone()),
                 settings,
+                pins,
                 strategies,
-                current_ids: EventType::ALL.iter().map(|_| OnceLock::new()).collect(),
+                write_ids: EventType::ALL.iter().map(|_| OnceLock::new()).collect(),
                 known_ids: RwLock::new(HashMap::new()),
             }),
         }
@@ -107,55 +168,87 @@ impl Codec {
         &self.inner.strategies[event_type.index()]
     }
 
-    /// Encodes an event with its current schema.
+    /// Encodes an event with the schema version this codec writes (the current one unless
+    /// pinned).
     pub async fn encode(&self, envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
         let event_type = envelope.event_type();
-        if let Some(id) = self.inner.current_ids[event_type.index()].get() {
-            return Ok(encode_direct(*id, envelope));
+        let file = self.inner.pins.writes(event_type);
+        if let Some(id) = self.inner.write_ids[event_type.index()].get() {
+            return Ok(encode_direct(*id, file.version, envelope));
         }
         // The first of its type: through the registry client, which registers the schema (or
         // finds it) and tells its id.
         let bytes = self
             .inner
             .encoder
-            .encode_value(avro::to_value(envelope), self.strategy(event_type))
+            .encode_value(
+                avro::to_version_value(envelope, file.version),
+                self.strategy(event_type),
+            )
             .await
             .map_err(|e| EncodeError {
                 event_type: event_type.name(),
                 message: e.to_string(),
             })?;
         if let Some(id) = schema_id(&bytes) {
-            let _ = self.inner.current_ids[event_type.index()].set(id);
-            self.learn(id, Some(event_type));
+            let _ = self.inner.write_ids[event_type.index()].set(id);
+            self.learn(id, writer_for(file, &self.inner.pins));
         }
         Ok(bytes)
     }
 
     /// Decodes and validates one message payload.
     pub async fn decode(&self, payload: Option<&[u8]>) -> Result<Envelope, DecodeError> {
-        let bytes = check_framing(payload)?;
-        let id = schema_id(bytes).expect("framing checked");
-        let known = self.known(id);
-        if let Some(Some(event_type)) = known {
-            return decode_direct(event_type, &bytes[5..]);
-        }
-        let decoded = match self.inner.decoder.decode(Some(bytes)).await {
-            Ok(decoded) => decoded,
-            Err(error) => return Err(self.classify(error)),
-        };
-        let name = decoded.name.map(|n| n.fullname(None)).ok_or_else(|| {
-            rejected(
-                Reason::InvalidEvent,
-                "the writer schema is not a named record",
-            )
-        })?;
-        if known.is_none() {
-            self.identify(id, &name).await;
-        }
-        decode_value(&name, &decoded.value)
+        self.decode_message(payload).await.map(|d| d.envelope)
     }
 
-    fn known(&self, id: u32) -> Option<Option<EventType>> {
+    /// Decodes and validates one message payload, telling which version it was upcast from.
+    pub async fn decode_message(&self, payload: Option<&[u8]>) -> Result<Decoded, DecodeError> {
+        let bytes = check_framing(payload)?;
+        let id = schema_id(bytes).expect("framing checked");
+        let writer = match self.known(id) {
+            Some(writer) => writer,
+            None => self.identify(id).await?,
+        };
+        let datum = &bytes[5..];
+        match writer {
+            Writer::Current(event_type) => Ok(Decoded {
+                envelope: decode_direct(event_type, datum)?,
+                upcast_from: None,
+            }),
+            Writer::Catalog { file, reader } => Ok(Decoded {
+                envelope: decode_older(file, reader, datum)?,
+                upcast_from: Some(reader.unwrap_or(file).version),
+            }),
+            Writer::Unknown(file) => Err(rejected(
+                Reason::InvalidEvent,
+                &format!(
+                    "record {} (schema id {id}) is newer than this process knows: it reads {} up to v{}",
+                    file.record_name(),
+                    file.event_type.name(),
+                    self.inner.pins.knows(file.event_type)
+                ),
+            )),
+            Writer::Foreign => {
+                let decoded = match self.inner.decoder.decode(Some(bytes)).await {
+                    Ok(decoded) => decoded,
+                    Err(error) => return Err(self.classify(error)),
+                };
+                let name = decoded.name.map(|n| n.fullname(None)).ok_or_else(|| {
+                    rejected(
+                        Reason::InvalidEvent,
+                        "the writer schema is not a named record",
+                    )
+                })?;
+                Ok(Decoded {
+                    envelope: decode_value(&name, &decoded.value)?,
+                    upcast_from: None,
+                })
+            }
+        }
+    }
+
+    fn known(&self, id: u32) -> Option<Writer> {
         self.inner
             .known_ids
             .read()
@@ -164,32 +257,26 @@ impl Codec {
             .copied()
     }
 
-    fn learn(&self, id: u32, current_of: Option<EventType>) {
+    fn learn(&self, id: u32, writer: Writer) {
         self.inner
             .known_ids
             .write()
             .expect("schema id cache")
-            .insert(id, current_of);
+            .insert(id, writer);
     }
 
-    /// Asks the registry once whether schema `id` (of record `name`) is the current schema of
-    /// its event type, so later messages with this id take the direct path. When the registry
+    /// Asks the registry once for schema `id` and finds it in the catalog. When the registry
     /// cannot be asked, nothing is learned and the next message asks again.
-    async fn identify(&self, id: u32, name: &str) {
-        let current_of = match EventType::from_record_name(name) {
-            None => None,
-            Some(event_type) => match get_schema_by_id(id, &self.inner.settings).await {
-                Err(_) => return,
-                Ok(registered) => {
-                    let current = catalog::current(event_type).canonical_form();
-                    let writer = apache_avro::Schema::parse_str(&registered.schema)
-                        .map(|schema| schema.canonical_form())
-                        .ok();
-                    (writer.as_deref() == Some(current)).then_some(event_type)
-                }
-            },
-        };
-        self.learn(id, current_of);
+    async fn identify(&self, id: u32) -> Result<Writer, DecodeError> {
+        let registered = get_schema_by_id(id, &self.inner.settings)
+            .await
+            .map_err(|error| self.classify(error))?;
+        let writer = apache_avro::Schema::parse_str(&registered.schema)
+            .ok()
+            .and_then(|schema| catalog::by_canonical_form(&schema.canonical_form()))
+            .map_or(Writer::Foreign, |file| writer_for(file, &self.inner.pins));
+        self.learn(id, writer);
+        Ok(writer)
     }
 
     fn classify(&self, error: SRCError) -> DecodeError {
@@ -212,24 +299,43 @@ fn schema_id(bytes: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?))
 }
 
-/// Frames and writes `envelope` with the current schema, registered as `id`.
-pub fn encode_direct(id: u32, envelope: &Envelope) -> Vec<u8> {
+/// Frames and writes `envelope` as version `version` of its schema, registered as `id`.
+pub fn encode_direct(id: u32, version: u32, envelope: &Envelope) -> Vec<u8> {
     let mut framing = [0u8; 5];
     framing[1..].copy_from_slice(&id.to_be_bytes());
     let mut sink = avro::binary::BinarySink::after(&framing, 256);
-    avro::write_event(envelope, &mut sink);
+    avro::write_version(envelope, version, &mut sink);
     sink.into_bytes()
+}
+
+/// Bytes that are no datum of the schema are undecodable; a datum that is no valid event is
+/// invalid.
+fn avro_reason(error: &avro::AvroError) -> Reason {
+    if error.is_malformed() {
+        Reason::UndecodableAvro
+    } else {
+        Reason::InvalidEvent
+    }
 }
 
 /// Reads a datum written with the current schema of `event_type`, and validates the event.
 pub fn decode_direct(event_type: EventType, datum: &[u8]) -> Result<Envelope, DecodeError> {
-    let envelope = avro::from_binary(event_type, datum).map_err(|e| {
-        let reason = if e.is_malformed() {
-            Reason::UndecodableAvro
-        } else {
-            Reason::InvalidEvent
-        };
-        rejected(reason, &e.to_string())
+    let envelope = avro::from_binary(event_type, datum)
+        .map_err(|error| rejected(avro_reason(&error), &error.to_string()))?;
+    validate(&envelope).map_err(|e| rejected(Reason::InvalidEvent, &e))?;
+    Ok(envelope)
+}
+
+/// Reads a datum written with an older version `file` (resolved into `reader` first when
+/// given), upcasts it to the current version and validates the event.
+pub fn decode_older(
+    file: &SchemaFile,
+    reader: Option<&SchemaFile>,
+    datum: &[u8],
+) -> Result<Envelope, DecodeError> {
+    let envelope = avro::decode_version(file, reader, datum).map_err(|error| {
+        let detail = format!("{} v{}: {error}", file.event_type.name(), file.version);
+        rejected(avro_reason(&error), &detail)
     })?;
     validate(&envelope).map_err(|e| rejected(Reason::InvalidEvent, &e))?;
     Ok(envelope)

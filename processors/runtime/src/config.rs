@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use troupe_events::catalog::Pins;
+
 /// The default ports of the local stack (`scripts/stack.sh`), all on 127.0.0.1.
 pub mod ports {
     pub const KAFKA: u16 = 29092;
@@ -49,11 +51,18 @@ impl KafkaConfig {
     }
 }
 
-/// How to reach a Confluent-compatible schema registry.
+/// How to reach a Confluent-compatible schema registry, and which schema versions to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
     /// `TROUPE_SCHEMA_REGISTRY_URL`, e.g. `http://127.0.0.1:28081`.
     pub url: String,
+    /// `TROUPE_WRITE_SCHEMA_VERSIONS`, e.g. `OrderPlaced=2,PaymentAuthorized=1` or `*=1`: write
+    /// these older versions instead of the current ones, during a rollout (consumers first).
+    pub write_versions: String,
+    /// `TROUPE_KNOWN_SCHEMA_VERSIONS`, same form: read as if built before any later version
+    /// existed (resolve into the newest known one, or dead-letter an unknown record). For
+    /// rehearsing rollouts against an "old release"; production leaves it unset.
+    pub known_versions: String,
 }
 
 impl RegistryConfig {
@@ -63,7 +72,25 @@ impl RegistryConfig {
                 "TROUPE_SCHEMA_REGISTRY_URL",
                 format!("http://127.0.0.1:{}", ports::SCHEMA_REGISTRY),
             ),
+            write_versions: env_or("TROUPE_WRITE_SCHEMA_VERSIONS", ""),
+            known_versions: env_or("TROUPE_KNOWN_SCHEMA_VERSIONS", ""),
         }
+    }
+
+    /// A registry at `url`, current versions everywhere.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            write_versions: String::new(),
+            known_versions: String::new(),
+        }
+    }
+
+    /// The version pins, checked against the catalog.
+    pub fn pins(&self) -> Result<Pins, String> {
+        Pins::parse(&self.write_versions, &self.known_versions).map_err(|e| {
+            format!("TROUPE_WRITE_SCHEMA_VERSIONS / TROUPE_KNOWN_SCHEMA_VERSIONS: {e}")
+        })
     }
 }
 

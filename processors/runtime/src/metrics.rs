@@ -28,6 +28,7 @@ struct Inner {
     registry: Registry,
     consumed: IntCounterVec,
     handled: IntCounterVec,
+    upcasts: IntCounterVec,
     duplicates: IntCounterVec,
     dead_letters: IntCounterVec,
     emitted: IntCounterVec,
@@ -95,6 +96,12 @@ impl Metrics {
                     "Events applied by the handler (duplicates excluded).",
                     &["processor", "event_type"],
                 ),
+                upcasts: counter(
+                    r,
+                    "troupe_events_upcast_total",
+                    "Events written with an older schema version and upcast to the current one before the handler saw them, by the version they were upcast from.",
+                    &["processor", "event_type", "from_version"],
+                ),
                 duplicates: counter(
                     r,
                     "troupe_events_duplicate_total",
@@ -161,6 +168,13 @@ impl Metrics {
         self.inner
             .consumed
             .with_label_values(&[processor, topic])
+            .inc();
+    }
+
+    pub fn upcast(&self, processor: &str, event_type: &str, from_version: u32) {
+        self.inner
+            .upcasts
+            .with_label_values(&[processor, event_type, &from_version.to_string()])
             .inc();
     }
 

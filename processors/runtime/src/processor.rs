@@ -46,6 +46,8 @@ pub enum RuntimeError {
         address: String,
         source: std::io::Error,
     },
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// What failed while applying a batch; always retried.
@@ -131,6 +133,7 @@ pub async fn start<H: Handler>(
     stop: CancellationToken,
 ) -> Result<impl Future<Output = ()> + Send, RuntimeError> {
     let topics = Topics::from_env();
+    let pins = config.registry.pins().map_err(RuntimeError::Config)?;
     let metrics = Metrics::new();
     let pool = crate::db::connect(&config.database_url, 8).await?;
     outbox::ensure_tables(&pool).await?;
@@ -139,7 +142,7 @@ pub async fn start<H: Handler>(
         .run(&pool)
         .await
         .map_err(sqlx::Error::from)?;
-    let codec = Codec::new(&config.registry.url, &topics);
+    let codec = Codec::with_pins(&config.registry.url, &topics, pins);
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka.bootstrap)
@@ -309,6 +312,8 @@ fn commit_offsets(consumer: &StreamConsumer<LagContext>, batch: &[OwnedMessage])
     }
 }
 
+// The large variant is the common one; boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Item<'a> {
     /// A decoded event and the message it came from.
     Event(Envelope, &'a OwnedMessage),
@@ -343,8 +348,14 @@ impl<H: Handler> Ctx<H> {
         for message in batch {
             self.metrics
                 .consumed(H::NAME, self.topics.base(message.topic()));
-            match self.codec.decode(message.payload()).await {
-                Ok(envelope) => items.push(Item::Event(envelope, message)),
+            match self.codec.decode_message(message.payload()).await {
+                Ok(decoded) => {
+                    if let Some(version) = decoded.upcast_from {
+                        self.metrics
+                            .upcast(H::NAME, decoded.envelope.event_type().name(), version);
+                    }
+                    items.push(Item::Event(decoded.envelope, message))
+                }
                 Err(DecodeError::Rejected { reason, detail }) => {
                     tracing::warn!(
                         processor = H::NAME,

@@ -20,6 +20,8 @@ pub enum PublishError {
     Encode(#[from] EncodeError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Where a message landed: the position a reader can wait for (`?min_position=` of the query
@@ -88,7 +90,11 @@ impl Publisher {
             .create()?;
         Ok(Self {
             producer,
-            codec: Codec::new(&registry.url, &topics),
+            codec: Codec::with_pins(
+                &registry.url,
+                &topics,
+                registry.pins().map_err(PublishError::Config)?,
+            ),
             topics,
         })
     }

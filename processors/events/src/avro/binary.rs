@@ -32,7 +32,7 @@ impl BinarySink {
         self.bytes
     }
 
-    fn long(&mut self, value: i64) {
+    fn varint(&mut self, value: i64) {
         let mut z = ((value << 1) ^ (value >> 63)) as u64;
         while z >= 0x80 {
             self.bytes.push((z as u8) | 0x80);
@@ -42,7 +42,7 @@ impl BinarySink {
     }
 
     fn text(&mut self, value: &str) {
-        self.long(value.len() as i64);
+        self.varint(value.len() as i64);
         self.bytes.extend_from_slice(value.as_bytes());
     }
 }
@@ -60,30 +60,44 @@ impl Sink for BinarySink {
 
     fn opt_uuid(&mut self, field: &'static str, value: Option<Uuid>) {
         match value {
-            None => self.long(0),
+            None => self.varint(0),
             Some(id) => {
-                self.long(1);
+                self.varint(1);
                 self.uuid(field, id);
             }
         }
     }
 
     fn int(&mut self, _: &'static str, value: i32) {
-        self.long(i64::from(value));
+        self.varint(i64::from(value));
     }
 
     fn opt_int(&mut self, _: &'static str, value: Option<i32>) {
         match value {
-            None => self.long(0),
+            None => self.varint(0),
             Some(v) => {
-                self.long(1);
-                self.long(i64::from(v));
+                self.varint(1);
+                self.varint(i64::from(v));
             }
         }
     }
 
+    fn opt_string(&mut self, _: &'static str, value: Option<&str>) {
+        match value {
+            None => self.varint(0),
+            Some(v) => {
+                self.varint(1);
+                self.text(v);
+            }
+        }
+    }
+
+    fn long(&mut self, _: &'static str, value: i64) {
+        self.varint(value);
+    }
+
     fn timestamp(&mut self, _: &'static str, value: i64) {
-        self.long(value);
+        self.varint(value);
     }
 
     fn double(&mut self, _: &'static str, value: f64) {
@@ -91,7 +105,7 @@ impl Sink for BinarySink {
     }
 
     fn symbol(&mut self, _: &'static str, index: usize, _: &'static str) {
-        self.long(index as i64);
+        self.varint(index as i64);
     }
 
     fn record(&mut self, _: &'static str, write: impl FnOnce(&mut Self)) {
@@ -100,12 +114,12 @@ impl Sink for BinarySink {
 
     fn array<T>(&mut self, _: &'static str, items: &[T], write: impl Fn(&mut Self, &T)) {
         if !items.is_empty() {
-            self.long(items.len() as i64);
+            self.varint(items.len() as i64);
             for item in items {
                 write(self, item);
             }
         }
-        self.long(0);
+        self.varint(0);
     }
 }
 
@@ -208,6 +222,14 @@ impl Source for BinarySource<'_> {
     fn opt_int(&mut self, field: &'static str) -> Result<Option<i32>> {
         if self.branch(field)? {
             self.int(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn opt_string(&mut self, field: &'static str) -> Result<Option<String>> {
+        if self.branch(field)? {
+            self.string(field).map(Some)
         } else {
             Ok(None)
         }

@@ -9,9 +9,14 @@
 //! - [`binary`]: the Avro binary encoding read and written directly, for the hot path when the
 //!   writer schema is the current one — no intermediate tree, one allocation per string.
 //!
-//! Hand-written rather than derived: the wire and the domain differ (money is a double on the
-//! v1 wire and minor units in the domain). Decoding checks every field, so a record that does
-//! not match the schema's shape is an [`AvroError`], never a panic.
+//! Hand-written rather than derived: the wire and the domain differ (money is a double on some
+//! wires and minor units in the domain; OrderPlaced v3 moves the recipient out of the address).
+//! Decoding checks every field, so a record that does not match the schema's shape is an
+//! [`AvroError`], never a panic.
+//!
+//! Older versions: [`write_version`] writes any published version (what a pinned producer
+//! sends); [`decode_version`] reads one and upcasts it to the current shape
+//! ([`crate::upcast`]).
 
 pub mod binary;
 pub mod value;
@@ -61,6 +66,9 @@ pub trait Sink {
     fn int(&mut self, field: &'static str, value: i32);
     /// A `["null", "int"]` union.
     fn opt_int(&mut self, field: &'static str, value: Option<i32>);
+    /// A `["null", "string"]` union.
+    fn opt_string(&mut self, field: &'static str, value: Option<&str>);
+    fn long(&mut self, field: &'static str, value: i64);
     /// A `timestamp-millis` long.
     fn timestamp(&mut self, field: &'static str, value: i64);
     fn double(&mut self, field: &'static str, value: f64);
@@ -77,6 +85,7 @@ pub trait Source: Sized {
     fn opt_uuid(&mut self, field: &'static str) -> Result<Option<Uuid>>;
     fn int(&mut self, field: &'static str) -> Result<i32>;
     fn opt_int(&mut self, field: &'static str) -> Result<Option<i32>>;
+    fn opt_string(&mut self, field: &'static str) -> Result<Option<String>>;
     fn long(&mut self, field: &'static str) -> Result<i64>;
     fn double(&mut self, field: &'static str) -> Result<f64>;
     /// An enum symbol, one of `symbols` (the schema's, in order).
@@ -134,11 +143,21 @@ fn write_meta<S: Sink>(sink: &mut S, meta: &Metadata) {
     });
 }
 
+/// Order lines as PlaceOrder and OrderPlaced up to v2 carry them: prices as major-unit doubles.
 fn write_order_lines<S: Sink>(sink: &mut S, lines: &[OrderLine]) {
     sink.array("lines", lines, |r, l| {
         r.string("sku", &l.sku);
         r.int("quantity", l.quantity);
         r.double("unit_price", to_major(l.unit_price));
+    });
+}
+
+/// Order lines as OrderPlaced v3 carries them: prices in minor units.
+fn write_minor_order_lines<S: Sink>(sink: &mut S, lines: &[OrderLine]) {
+    sink.array("lines", lines, |r, l| {
+        r.string("sku", &l.sku);
+        r.int("quantity", l.quantity);
+        r.long("unit_price_minor", l.unit_price);
     });
 }
 
@@ -168,25 +187,37 @@ pub fn write_event<S: Sink>(envelope: &Envelope, sink: &mut S) {
             lines,
             currency,
             shipping_address,
+            promotion_code,
         } => {
             sink.string("customer_id", customer_id);
             write_order_lines(sink, lines);
             sink.string("currency", currency);
             write_address(sink, shipping_address);
+            sink.opt_string("promotion_code", promotion_code.as_deref());
         }
         Event::OrderCancellationRequested { reason } => sink.string("reason", reason),
         Event::OrderPlaced {
             customer_id,
             lines,
             currency,
-            shipping_address,
+            shipping_address: a,
             total,
+            promotion_code,
         } => {
             sink.string("customer_id", customer_id);
-            write_order_lines(sink, lines);
-            sink.string("currency", currency);
-            write_address(sink, shipping_address);
-            sink.double("total", to_major(*total));
+            write_minor_order_lines(sink, lines);
+            sink.record("total", |m| {
+                m.long("amount_minor", *total);
+                m.string("currency", currency);
+            });
+            sink.string("recipient", &a.name);
+            sink.record("shipping_address", |r| {
+                r.string("street", &a.street);
+                r.string("city", &a.city);
+                r.string("postal_code", &a.postal_code);
+                r.string("country", &a.country);
+            });
+            sink.opt_string("promotion_code", promotion_code.as_deref());
         }
         Event::OrderRejected {
             customer_id,
@@ -271,7 +302,7 @@ pub fn write_event<S: Sink>(envelope: &Envelope, sink: &mut S) {
         } => {
             sink.string("payment_id", payment_id);
             sink.string("customer_id", customer_id);
-            sink.double("amount", to_major(amount.minor));
+            sink.long("amount_minor", amount.minor);
             sink.string("currency", &amount.currency);
         }
         Event::ShipmentScheduled {
@@ -309,6 +340,16 @@ fn read_order_lines<S: Source>(source: &mut S) -> Result<Vec<OrderLine>> {
     })
 }
 
+fn read_minor_order_lines<S: Source>(source: &mut S) -> Result<Vec<OrderLine>> {
+    source.array("lines", |r| {
+        Ok(OrderLine {
+            sku: r.string("sku")?,
+            quantity: r.int("quantity")?,
+            unit_price: r.long("unit_price_minor")?,
+        })
+    })
+}
+
 fn read_sku_quantities<S: Source>(source: &mut S) -> Result<Vec<SkuQuantity>> {
     source.array("lines", |r| {
         Ok(SkuQuantity {
@@ -330,9 +371,18 @@ fn read_address<S: Source>(source: &mut S) -> Result<Address> {
     })
 }
 
+/// A major-unit double followed by a currency (StockReserved).
 fn read_money<S: Source>(source: &mut S, amount: &'static str) -> Result<Money> {
     Ok(Money {
         minor: to_minor(source.amount(amount)?),
+        currency: source.string("currency")?,
+    })
+}
+
+/// `amount_minor` followed by a currency (payments from v2 on).
+fn read_minor_money<S: Source>(source: &mut S) -> Result<Money> {
+    Ok(Money {
+        minor: source.long("amount_minor")?,
         currency: source.string("currency")?,
     })
 }
@@ -355,17 +405,36 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
             lines: read_order_lines(r)?,
             currency: r.string("currency")?,
             shipping_address: read_address(r)?,
+            promotion_code: r.opt_string("promotion_code")?,
         },
         EventType::OrderCancellationRequested => Event::OrderCancellationRequested {
             reason: r.string("reason")?,
         },
-        EventType::OrderPlaced => Event::OrderPlaced {
-            customer_id: r.string("customer_id")?,
-            lines: read_order_lines(r)?,
-            currency: r.string("currency")?,
-            shipping_address: read_address(r)?,
-            total: to_minor(r.amount("total")?),
-        },
+        EventType::OrderPlaced => {
+            let customer_id = r.string("customer_id")?;
+            let lines = read_minor_order_lines(r)?;
+            let (total, currency) = r.record("total", |m| {
+                Ok((m.long("amount_minor")?, m.string("currency")?))
+            })?;
+            let name = r.string("recipient")?;
+            let shipping_address = r.record("shipping_address", |a| {
+                Ok(Address {
+                    name,
+                    street: a.string("street")?,
+                    city: a.string("city")?,
+                    postal_code: a.string("postal_code")?,
+                    country: a.string("country")?,
+                })
+            })?;
+            Event::OrderPlaced {
+                customer_id,
+                lines,
+                currency,
+                shipping_address,
+                total,
+                promotion_code: r.opt_string("promotion_code")?,
+            }
+        }
         EventType::OrderRejected => Event::OrderRejected {
             customer_id: r.string("customer_id")?,
             reason: r.string("reason")?,
@@ -415,7 +484,7 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
         EventType::PaymentAuthorized => Event::PaymentAuthorized {
             payment_id: r.string("payment_id")?,
             customer_id: r.string("customer_id")?,
-            amount: read_money(r, "amount")?,
+            amount: read_minor_money(r)?,
         },
         EventType::PaymentDeclined => Event::PaymentDeclined {
             customer_id: r.string("customer_id")?,
@@ -424,7 +493,7 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
         EventType::PaymentRefunded => Event::PaymentRefunded {
             payment_id: r.string("payment_id")?,
             customer_id: r.string("customer_id")?,
-            amount: read_money(r, "amount")?,
+            amount: read_minor_money(r)?,
         },
         EventType::ShipmentScheduled => Event::ShipmentScheduled {
             shipment_id: r.string("shipment_id")?,
@@ -448,11 +517,114 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
     Ok(Envelope { meta, event })
 }
 
+/// Tells `sink` the fields of `envelope` as version `version` of its schema has them: the
+/// current writer, or the writer an older release had, kept so that a producer can be pinned to
+/// an older version during a rollout. Fields the version lacks are left out (an OrderPlaced v1
+/// carries no promotion code).
+///
+/// # Panics
+/// When the catalog has no such version ([`crate::catalog::Pins`] checks this up front).
+pub fn write_version<S: Sink>(envelope: &Envelope, version: u32, sink: &mut S) {
+    let event_type = envelope.event_type();
+    if version == crate::catalog::current(event_type).version {
+        return write_event(envelope, sink);
+    }
+    write_meta(sink, &envelope.meta);
+    match (&envelope.event, version) {
+        (
+            Event::PlaceOrder {
+                customer_id,
+                lines,
+                currency,
+                shipping_address,
+                ..
+            },
+            1,
+        ) => {
+            sink.string("customer_id", customer_id);
+            write_order_lines(sink, lines);
+            sink.string("currency", currency);
+            write_address(sink, shipping_address);
+        }
+        (
+            Event::OrderPlaced {
+                customer_id,
+                lines,
+                currency,
+                shipping_address,
+                total,
+                promotion_code,
+            },
+            1 | 2,
+        ) => {
+            sink.string("customer_id", customer_id);
+            write_order_lines(sink, lines);
+            sink.string("currency", currency);
+            write_address(sink, shipping_address);
+            sink.double("total", to_major(*total));
+            if version == 2 {
+                sink.opt_string("promotion_code", promotion_code.as_deref());
+            }
+        }
+        (
+            Event::PaymentAuthorized {
+                payment_id,
+                customer_id,
+                amount,
+            }
+            | Event::PaymentRefunded {
+                payment_id,
+                customer_id,
+                amount,
+            },
+            1,
+        ) => {
+            sink.string("payment_id", payment_id);
+            sink.string("customer_id", customer_id);
+            sink.double("amount", to_major(amount.minor));
+            sink.string("currency", &amount.currency);
+        }
+        _ => panic!("{} has no writer for v{version}", event_type.name()),
+    }
+}
+
+/// Decodes a binary datum written with `file`'s schema, of any version: read as that schema
+/// describes it, upcast step by step to the current version, then mapped to the domain.
+/// `reader`, when given, is an older version of the same record to resolve the datum into
+/// first (what a release that did not know `file` yet would do).
+pub fn decode_version(
+    file: &crate::catalog::SchemaFile,
+    reader: Option<&crate::catalog::SchemaFile>,
+    datum: &[u8],
+) -> Result<Envelope> {
+    use apache_avro::reader::datum::GenericDatumReader;
+    let malformed = |e: apache_avro::Error| AvroError::Malformed {
+        field: "datum",
+        reason: e.to_string(),
+    };
+    let value = GenericDatumReader::builder(file.schema())
+        .maybe_reader_schema(reader.map(|r| r.schema()))
+        .build()
+        .map_err(malformed)?
+        .read_value(&mut &datum[..])
+        .map_err(malformed)?;
+    let read_as = reader.unwrap_or(file);
+    let value = crate::upcast::to_current(read_as.event_type, read_as.version, value)?;
+    read_event(read_as.event_type, &mut value::Rec::of(&value)?)
+}
+
 /// The record's fields, in schema order, ready for the registry client's encoder.
 pub fn to_fields(envelope: &Envelope) -> Vec<(String, Value)> {
     let mut sink = value::ValueSink::default();
     write_event(envelope, &mut sink);
     sink.into_fields()
+}
+
+/// The fields of `envelope` as version `version` of its schema has them.
+pub fn to_version_value(envelope: &Envelope, version: u32) -> Value {
+    let mut sink = value::ValueSink::default();
+    write_version(envelope, version, &mut sink);
+    Value::Record(sink.into_fields())
 }
 
 /// The whole record as one Avro value.
@@ -506,7 +678,7 @@ mod tests {
             .unwrap()
             .read_value(&mut &bytes[..])
             .unwrap();
-        from_value(&event_type.record_name(), &value).unwrap()
+        from_value(event_type.record_name(), &value).unwrap()
     }
 
     /// The direct encoding is byte for byte what apache-avro writes, and reads back.
@@ -621,6 +793,7 @@ mod tests {
                             country: word,
                         },
                         total: lines.iter().map(|l| l.2).sum(),
+                        promotion_code: set_to.map(|n| format!("CODE-{n}")),
                     },
                     1 => Event::StockAdjusted {
                         sku: word,

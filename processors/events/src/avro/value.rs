@@ -50,6 +50,18 @@ impl Sink for ValueSink {
         self.push(field, value);
     }
 
+    fn opt_string(&mut self, field: &'static str, value: Option<&str>) {
+        let value = match value {
+            Some(v) => Value::Union(1, Box::new(Value::String(v.to_owned()))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        };
+        self.push(field, value);
+    }
+
+    fn long(&mut self, field: &'static str, value: i64) {
+        self.push(field, Value::Long(value));
+    }
+
     fn timestamp(&mut self, field: &'static str, value: i64) {
         self.push(field, Value::TimestampMillis(value));
     }
@@ -159,6 +171,13 @@ impl Source for Rec<'_> {
         match self.get(field)? {
             Value::Null => Ok(None),
             _ => self.int(field).map(Some),
+        }
+    }
+
+    fn opt_string(&mut self, field: &'static str) -> Result<Option<String>> {
+        match self.get(field)? {
+            Value::Null => Ok(None),
+            _ => self.string(field).map(Some),
         }
     }
 
