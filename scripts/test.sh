@@ -16,10 +16,16 @@ cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 step "build binaries and tests"
 cargo build --workspace --bins --tests --locked --quiet
 
+step "troupe schemas check --offline (every subject's versions against each other)"
+"${CARGO_TARGET_DIR:-$ROOT/target}/debug/troupe" schemas check --offline
+
 step "local stack"
 scripts/stack.sh up
 # shellcheck disable=SC1091
 source "${TROUPE_HOME:-$ROOT/.troupe}/stack.env"
+
+step "troupe schemas check (against the registry)"
+"${CARGO_TARGET_DIR:-$ROOT/target}/debug/troupe" schemas check
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

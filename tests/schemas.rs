@@ -109,6 +109,8 @@ fn an_unreachable_registry_is_one_line_and_non_zero() {
     let output = Command::new(binary("troupe"))
         .args(["schemas", "check", "--topics-file"])
         .arg(dir.path().join("topics.yaml"))
+        .arg("--dir")
+        .arg(dir.path().join("schemas"))
         .env(
             "TROUPE_SCHEMA_REGISTRY_URL",
             format!("http://127.0.0.1:{port}"),
@@ -122,4 +124,85 @@ fn an_unreachable_registry_is_one_line_and_non_zero() {
         stderr.starts_with("troupe: cannot reach the schema registry at http://127.0.0.1:"),
         "{stderr}"
     );
+}
+
+/// Copies the project's topics.yaml and schemas/ to a temporary directory.
+fn project_copy() -> TempDir {
+    let dir = TempDir::new("schemas-copy");
+    let root = troupe_testkit::repo_root();
+    std::fs::copy(root.join("topics.yaml"), dir.path().join("topics.yaml")).unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("schemas"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+/// `check --offline` never contacts a registry (this one is unreachable).
+fn check_offline(dir: &Path) -> Output {
+    Command::new(binary("troupe"))
+        .args(["schemas", "check", "--offline", "--topics-file"])
+        .arg(dir.join("topics.yaml"))
+        .arg("--dir")
+        .arg(dir.join("schemas"))
+        .env("TROUPE_SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_projects_versions_pass_offline_and_a_money_change_without_default_does_not() {
+    let dir = project_copy();
+    let ok = check_offline(dir.path());
+    assert!(ok.status.success(), "{}", all(&ok));
+
+    // PaymentAuthorized v2 without the default that makes it BACKWARD_TRANSITIVE.
+    let path = dir.path().join("schemas/payment/PaymentAuthorized.v2.avsc");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for field in schema["fields"].as_array_mut().unwrap() {
+        if field["name"] == "amount_minor" {
+            field.as_object_mut().unwrap().remove("default");
+        }
+    }
+    std::fs::write(&path, schema.to_string()).unwrap();
+    let refused = check_offline(dir.path());
+    assert_eq!(refused.status.code(), Some(1), "{}", all(&refused));
+    let out = all(&refused);
+    assert!(
+        out.contains("payment/PaymentAuthorized.v2.avsc is INCOMPATIBLE"),
+        "{out}"
+    );
+    assert!(
+        out.contains("BACKWARD_TRANSITIVE") && out.contains("'amount_minor'"),
+        "the reason names the level and the field: {out}"
+    );
+    assert!(out.contains("troupe: 1 schema(s) are incompatible"), "{out}");
+}
+
+#[test]
+fn a_reshape_listed_under_the_old_record_is_refused_offline() {
+    // OrderPlaced v3 declares a new record name; listing it under the old subject is a mistake
+    // the check names (and Avro resolution would refuse too).
+    let dir = project_copy();
+    let topics = std::fs::read_to_string(dir.path().join("topics.yaml"))
+        .unwrap()
+        .replace(
+            "[orders/OrderPlaced.v1.avsc, orders/OrderPlaced.v2.avsc]",
+            "[orders/OrderPlaced.v1.avsc, orders/OrderPlaced.v2.avsc, orders/OrderPlaced.v3.avsc]",
+        );
+    std::fs::write(dir.path().join("topics.yaml"), topics).unwrap();
+    let refused = check_offline(dir.path());
+    assert_eq!(refused.status.code(), Some(1), "{}", all(&refused));
+    let out = all(&refused);
+    assert!(
+        out.contains(
+            "orders/OrderPlaced.v3.avsc declares troupe.orders.v3.OrderPlaced, but topics.yaml lists it under troupe.orders.OrderPlaced"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("OrderPlaced.v3.avsc is INCOMPATIBLE"), "{out}");
 }

@@ -1,10 +1,16 @@
 //! `troupe schemas register|check`: every schema under `schemas/`, under the subject
 //! `topics.yaml` names, with the subject's compatibility level from `topics.yaml`.
+//!
+//! `check` judges each subject's files against each other first (no registry needed, so CI
+//! catches an incompatible new version before anything is registered), then against what the
+//! registry holds.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use apache_avro::Schema;
 use clap::Subcommand;
+use troupe_events::compat::{self, Existing};
 use troupe_events::topology::{Topology, ValueRecord};
 use troupe_runtime::config::RegistryConfig;
 
@@ -19,10 +25,14 @@ pub enum SchemasCommand {
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,
     },
-    /// Check each local schema against the registry; exit non-zero on an incompatible change.
+    /// Check each subject's local schema files against each other, then against the
+    /// registry; exit non-zero on an incompatible change, with the reason.
     Check {
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,
+        /// Only the local files: no registry needed.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -54,12 +64,79 @@ fn read_schemas(dir: &Path, record: &ValueRecord) -> anyhow::Result<Vec<LocalSch
 
 pub async fn run(command: SchemasCommand, file: &Path) -> anyhow::Result<()> {
     let topology = load_topology(file)?;
-    let client = RegistryClient::new(&RegistryConfig::from_env().url)?;
-    client.ping().await?;
+    let connect = || async {
+        let client = RegistryClient::new(&RegistryConfig::from_env().url)?;
+        client.ping().await?;
+        anyhow::Ok(client)
+    };
     match command {
-        SchemasCommand::Register { dir } => register(&client, &topology, &dir).await,
-        SchemasCommand::Check { dir } => check(&client, &topology, &dir).await,
+        SchemasCommand::Register { dir } => register(&connect().await?, &topology, &dir).await,
+        SchemasCommand::Check { dir, offline } => {
+            let mut failures = check_files(&topology, &dir)?;
+            if !offline {
+                failures += check(&connect().await?, &topology, &dir).await?;
+            }
+            if failures > 0 {
+                eprintln!("troupe: {failures} schema(s) are incompatible");
+                return Err(Failed.into());
+            }
+            Ok(())
+        }
     }
+}
+
+/// Each subject's files against the ones before them, at the subject's level; every file must
+/// parse and declare the record it is listed under. Returns how many files fail.
+fn check_files(topology: &Topology, dir: &Path) -> anyhow::Result<usize> {
+    let mut failures = 0;
+    for (_, record) in topology.records() {
+        let mut earlier: Vec<Schema> = Vec::new();
+        for file in read_schemas(dir, record)? {
+            let schema = match Schema::parse_str(&file.text) {
+                Ok(schema) => schema,
+                Err(error) => {
+                    failures += 1;
+                    println!("{:<64} {} does not parse: {error}", record.subject, file.file);
+                    break;
+                }
+            };
+            let declared = match &schema {
+                Schema::Record(r) => r.name.fullname(None),
+                _ => String::from("no record"),
+            };
+            if declared != record.record {
+                failures += 1;
+                println!(
+                    "{:<64} {} declares {declared}, but topics.yaml lists it under {}",
+                    record.subject, file.file, record.record
+                );
+            }
+            let existing: Vec<Existing<'_>> = earlier
+                .iter()
+                .enumerate()
+                .map(|(i, schema)| Existing {
+                    version: i as i32 + 1,
+                    schema,
+                })
+                .collect();
+            let reasons = compat::check(record.compatibility, &schema, &existing);
+            if !reasons.is_empty() {
+                failures += 1;
+                println!(
+                    "{:<64} {} is INCOMPATIBLE with the files listed before it:",
+                    record.subject, file.file
+                );
+                for reason in reasons {
+                    println!("    {reason}");
+                }
+            }
+            earlier.push(schema);
+        }
+    }
+    if failures == 0 {
+        println!("local schema files: every subject's versions are compatible at its level");
+    }
+    Ok(failures)
 }
 
 async fn register(client: &RegistryClient, topology: &Topology, dir: &Path) -> anyhow::Result<()> {
@@ -100,7 +177,8 @@ async fn register(client: &RegistryClient, topology: &Topology, dir: &Path) -> a
     Ok(())
 }
 
-async fn check(client: &RegistryClient, topology: &Topology, dir: &Path) -> anyhow::Result<()> {
+/// Each local file against the registry. Returns how many are incompatible.
+async fn check(client: &RegistryClient, topology: &Topology, dir: &Path) -> anyhow::Result<usize> {
     let mut failures = 0;
     for (_, record) in topology.records() {
         let schemas = read_schemas(dir, record)?;
@@ -138,9 +216,5 @@ async fn check(client: &RegistryClient, topology: &Topology, dir: &Path) -> anyh
             }
         }
     }
-    if failures > 0 {
-        eprintln!("troupe: {failures} schema(s) are incompatible with the registry");
-        return Err(Failed.into());
-    }
-    Ok(())
+    Ok(failures)
 }

@@ -4,11 +4,13 @@
 //! - [`domain`]: the events handlers see (always the current version);
 //! - [`avro`]: mapping to and from Avro values of the published schemas;
 //! - [`catalog`]: every schema file, embedded, and write/known version pins;
+//! - [`compat`]: compatibility judgement between schema versions (the registry's rules);
 //! - [`upcast`]: older versions to the current one; [`topics`]: topic names;
 //! - [`validate`]: the structural rules every event obeys.
 
 pub mod avro;
 pub mod catalog;
+pub mod compat;
 pub mod domain;
 pub mod samples;
 pub mod topics;

@@ -4,12 +4,12 @@
 //! It is the embedded default for local development and tests; production points troupe at a
 //! Confluent Schema Registry instead (see the README). The modules split by role:
 //! - [`schema`]: parsing and canonical form (pure);
-//! - [`compat`]: compatibility judgement by Avro resolution rules (pure);
+//! - compatibility judgement by Avro resolution rules is pure and lives in
+//!   `troupe_events::compat`, shared with `troupe schemas check`;
 //! - [`store`]: PostgreSQL, and the rules that need a transaction;
 //! - [`api`]: the HTTP surface; [`error`]: Confluent's error codes.
 
 pub mod api;
-pub mod compat;
 pub mod error;
 pub mod schema;
 pub mod store;

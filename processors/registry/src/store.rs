@@ -9,7 +9,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::topology::Compatibility;
 
-use crate::compat::{self, Existing};
+use troupe_events::compat::{self, Existing};
 use crate::error::ApiError;
 use crate::schema::{parse_avro, ParsedSchema, SchemaReference};
 

@@ -13,7 +13,7 @@
 
 use apache_avro::schema_compatibility::{Compatibility as Resolution, SchemaCompatibility};
 use apache_avro::Schema;
-use troupe_events::topology::Compatibility;
+use crate::topology::Compatibility;
 
 /// One earlier version to check against.
 #[derive(Debug, Clone, Copy)]
