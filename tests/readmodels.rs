@@ -5,100 +5,30 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use troupe_e2e::{Saga, Snapshot};
 use troupe_events::{samples, EventType};
 use troupe_readmodels::TOPICS;
-use troupe_runtime::codec::Codec;
 use troupe_runtime::config::{KafkaConfig, RegistryConfig};
-use troupe_runtime::lag::LagProbe;
 use troupe_runtime::publish::Publisher;
 use troupe_runtime::topics::Topics;
 use troupe_testkit::{stack, wait_until};
 use uuid::Uuid;
 
 async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("query API answers");
-    let status = response.status().as_u16();
-    let body = response.json::<Value>().await.expect("a JSON body");
-    (status, body)
-}
-
-fn client(group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer")
-}
-
-/// Whether `group` has committed every message of the projector's topics.
-fn caught_up(saga: &Saga, group: &str) -> bool {
-    let topics: Vec<String> = TOPICS
-        .iter()
-        .map(|t| format!("{}{t}", saga.prefix))
-        .collect();
-    let partitions = topics.iter().map(|t| (t.clone(), 6)).collect();
-    let probe = LagProbe::new(
-        &stack().kafka_bootstrap,
-        vec![(group.to_owned(), topics)],
-        partitions,
-    )
-    .expect("lag probe");
-    probe.lag().expect("lag")[group] == 0
+    troupe_e2e::get_json(url).await
 }
 
 /// Every event about an order on the saga's topics, by order: event ids.
 async fn events_by_order(saga: &Saga) -> HashMap<Uuid, BTreeSet<Uuid>> {
-    let consumer = client(&format!("{}-reader", saga.id));
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = HashMap::new();
-    for base in TOPICS {
-        let topic = format!("{}{base}", saga.prefix);
-        for partition in 0..6 {
-            let (_, high) = consumer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                .unwrap();
-            if high > 0 {
-                assignment
-                    .add_partition_offset(&topic, partition, Offset::Beginning)
-                    .unwrap();
-                remaining.insert((topic.clone(), partition), high);
-            }
-        }
-    }
-    consumer.assign(&assignment).unwrap();
-    let codec = Codec::new(
-        &stack().schema_registry_url,
-        &Topics::with_prefix(saga.prefix.clone()),
-    );
     let mut events: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !remaining.is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "topics not read in 60 s"
-        );
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = message.unwrap();
-        let key = (message.topic().to_owned(), message.partition());
-        if let Some(high) = remaining.get(&key) {
-            if message.offset() + 1 >= *high {
-                remaining.remove(&key);
-            }
-        }
-        if let Ok(envelope) = codec.decode(message.payload()).await {
-            if !envelope.meta.order_id.is_nil() {
-                events
-                    .entry(envelope.meta.order_id)
-                    .or_default()
-                    .insert(envelope.meta.event_id);
-            }
+    for decoded in saga.read_all(&TOPICS).await.into_iter().flatten() {
+        let meta = decoded.envelope.meta;
+        if !meta.order_id.is_nil() {
+            events
+                .entry(meta.order_id)
+                .or_default()
+                .insert(meta.event_id);
         }
     }
     events
@@ -127,12 +57,7 @@ async fn with_read_models(saga: &Saga, wait_ms: u64) -> String {
 }
 
 async fn wait_caught_up(saga: &Saga, group: &str) {
-    wait_until(
-        &format!("{group} to catch up"),
-        Duration::from_secs(90),
-        || async { caught_up(saga, group).then_some(()) },
-    )
-    .await;
+    saga.wait_caught_up(group, &TOPICS).await;
 }
 
 fn check_against_services(

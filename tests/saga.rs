@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use troupe_e2e::Saga;
+use troupe_e2e::{assert_every_outcome, Saga, TIMERS};
 use troupe_events::{samples, topics, EventType};
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::{KafkaConfig, RegistryConfig};
@@ -15,34 +15,6 @@ use troupe_runtime::publish::Publisher;
 use troupe_runtime::topics::Topics;
 use troupe_testkit::stack;
 use uuid::Uuid;
-
-/// Short timers, so expiry scenarios settle in seconds: a reservation lives 15 s (long enough
-/// for a happy order's payment under test load on 2 cores), a payment review takes 20 s.
-const TIMERS: [(&str, &str); 3] = [
-    ("TROUPE_RESERVATION_TTL_MS", "15000"),
-    ("TROUPE_PAYMENT_REVIEW_MS", "20000"),
-    ("TROUPE_TIMER_INTERVAL_MS", "100"),
-];
-
-const ALL_OUTCOMES: [&str; 7] = [
-    "CONFIRMED",
-    "REJECTED",
-    "OUT_OF_STOCK",
-    "PAYMENT_DECLINED",
-    "SHIPMENT_FAILED",
-    "CUSTOMER_REQUEST",
-    "RESERVATION_EXPIRED",
-];
-
-fn assert_every_outcome(snapshot: &troupe_e2e::Snapshot) {
-    let outcomes = snapshot.outcomes();
-    for outcome in ALL_OUTCOMES {
-        assert!(
-            outcomes.get(outcome).copied().unwrap_or(0) > 0,
-            "no {outcome} in {outcomes:?}"
-        );
-    }
-}
 
 fn publisher(saga: &Saga) -> Publisher {
     let kafka = KafkaConfig {

@@ -180,7 +180,10 @@ fn the_projects_versions_pass_offline_and_a_money_change_without_default_does_no
         out.contains("BACKWARD_TRANSITIVE") && out.contains("'amount_minor'"),
         "the reason names the level and the field: {out}"
     );
-    assert!(out.contains("troupe: 1 schema(s) are incompatible"), "{out}");
+    assert!(
+        out.contains("troupe: 1 schema(s) are incompatible"),
+        "{out}"
+    );
 }
 
 #[test]

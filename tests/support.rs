@@ -8,10 +8,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::{PgPool, Row};
 use troupe_events::topology::Topology;
 use troupe_runtime::admin::TopicAdmin;
+use troupe_runtime::codec::{Codec, DecodeError, Decoded};
 use troupe_runtime::config::{with_database, KafkaConfig};
+use troupe_runtime::lag::LagProbe;
+use troupe_runtime::topics::Topics;
 use troupe_testkit::{binary, repo_root, stack, unique, wait_until};
 use uuid::Uuid;
 
@@ -34,6 +39,36 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Short timers, so expiry scenarios settle in seconds: a reservation lives 15 s (long enough
+/// for a happy order's payment under test load on 2 cores), a payment review takes 20 s.
+pub const TIMERS: [(&str, &str); 3] = [
+    ("TROUPE_RESERVATION_TTL_MS", "15000"),
+    ("TROUPE_PAYMENT_REVIEW_MS", "20000"),
+    ("TROUPE_TIMER_INTERVAL_MS", "100"),
+];
+
+/// Every way an order can end.
+pub const ALL_OUTCOMES: [&str; 7] = [
+    "CONFIRMED",
+    "REJECTED",
+    "OUT_OF_STOCK",
+    "PAYMENT_DECLINED",
+    "SHIPMENT_FAILED",
+    "CUSTOMER_REQUEST",
+    "RESERVATION_EXPIRED",
+];
+
+/// Fails unless every outcome occurred at least once.
+pub fn assert_every_outcome(snapshot: &Snapshot) {
+    let outcomes = snapshot.outcomes();
+    for outcome in ALL_OUTCOMES {
+        assert!(
+            outcomes.get(outcome).copied().unwrap_or(0) > 0,
+            "no {outcome} in {outcomes:?}"
+        );
     }
 }
 
@@ -65,6 +100,26 @@ impl std::fmt::Debug for Saga {
     }
 }
 
+/// GETs a JSON document: the status and the body.
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("a JSON body");
+    (status, body)
+}
+
+/// Polls `done` every 100 ms until it holds (true) or `timeout` passes (false).
+async fn wait_until_or_none(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -77,6 +132,15 @@ impl Saga {
     /// Creates the topics, starts one instance of every processor and waits until each is
     /// healthy. `settings` are extra environment variables for the processors.
     pub async fn start(settings: &[(&str, &str)]) -> Saga {
+        Self::start_with(settings, &[]).await
+    }
+
+    /// As [`Saga::start`], with extra variables for the first instance of some services
+    /// (`(service, variables)`), e.g. schema version pins.
+    pub async fn start_with(
+        settings: &[(&str, &str)],
+        per_service: &[(&str, &[(&str, &str)])],
+    ) -> Saga {
         let id = unique("t");
         let prefix = format!("{id}.");
         let topology = Topology::parse(
@@ -115,7 +179,11 @@ impl Saga {
             pools: BTreeMap::new(),
         };
         for service in SERVICES {
-            saga.spawn(service, 0);
+            let extra = per_service
+                .iter()
+                .find(|(s, _)| *s == service)
+                .map_or(&[][..], |(_, vars)| *vars);
+            saga.spawn_with(service, 0, extra);
         }
         for service in SERVICES {
             saga.wait_healthy(service, 0).await;
@@ -136,6 +204,11 @@ impl Saga {
 
     /// Starts instance `number` of `service` (again, after a kill).
     pub fn spawn(&self, service: &'static str, number: usize) {
+        self.spawn_with(service, number, &[]);
+    }
+
+    /// Starts instance `number` of `service` with extra environment variables.
+    pub fn spawn_with(&self, service: &'static str, number: usize, extra: &[(&str, &str)]) {
         let metrics_port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -152,6 +225,7 @@ impl Saga {
             // place back in the group (the local broker needs it; see docs/local-stack.md).
             .env("TROUPE_STATIC_MEMBER_ID", format!("{service}-{number}"))
             .env("TROUPE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -240,6 +314,37 @@ impl Saga {
     /// The environment the processors get, for tools the tests run themselves.
     pub fn env(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    /// Stops instance `number` of `service` as Kubernetes does: SIGTERM, then waits for it to
+    /// exit (SIGKILL after 30 s, which fails the test).
+    pub async fn stop(&self, service: &str, number: usize) {
+        let pid = {
+            let instances = self.instances.lock().unwrap();
+            instances
+                .iter()
+                .find(|i| i.service == service && i.number == number)
+                .map(|i| i.child.id())
+                .expect("instance")
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exited = wait_until_or_none(Duration::from_secs(30), || {
+            let mut instances = self.instances.lock().unwrap();
+            let instance = instances
+                .iter_mut()
+                .find(|i| i.service == service && i.number == number)
+                .expect("instance");
+            matches!(instance.child.try_wait(), Ok(Some(_)))
+        })
+        .await;
+        if !exited {
+            self.kill9(service, number);
+            panic!("{service}-{number} did not stop within 30 s of SIGTERM");
+        }
     }
 
     /// Kills instance `number` of `service` with SIGKILL: no shutdown, no flush.
@@ -356,6 +461,28 @@ impl Saga {
         .await;
     }
 
+    /// Starts placing `orders` orders of `seed` at `rate` per second with the CLI, in the
+    /// background, with extra environment variables (a schema pin, say).
+    pub fn place_in_background(
+        &self,
+        orders: u64,
+        seed: u64,
+        rate: u32,
+        extra: &[(&str, &str)],
+    ) -> Child {
+        Command::new(binary("troupe"))
+            .args(["produce", "--no-stock", "--orders", &orders.to_string()])
+            .args(["--seed", &seed.to_string(), "--rate", &rate.to_string()])
+            .current_dir(repo_root())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("TROUPE_HOME")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run troupe produce")
+    }
+
     /// Places `orders` orders of `seed` (stock already seeded), at `rate` per second (0: as
     /// fast as possible).
     pub fn place(&self, orders: u64, seed: u64, rate: u32) -> Output {
@@ -369,6 +496,99 @@ impl Saga {
             &rate.to_string(),
             "--no-stock",
         ])
+    }
+
+    /// Whether consumer group `group` has committed every message of the saga's topics
+    /// `bases`.
+    pub fn caught_up(&self, group: &str, bases: &[&str]) -> bool {
+        let topics: Vec<String> = bases
+            .iter()
+            .map(|t| format!("{}{t}", self.prefix))
+            .collect();
+        let partitions = topics.iter().map(|t| (t.clone(), 6)).collect();
+        let probe = LagProbe::new(
+            &stack().kafka_bootstrap,
+            vec![(group.to_owned(), topics)],
+            partitions,
+        )
+        .expect("lag probe");
+        probe.lag().expect("lag")[group] == 0
+    }
+
+    /// Waits until consumer group `group` has committed every message of `bases`.
+    pub async fn wait_caught_up(&self, group: &str, bases: &[&str]) {
+        wait_until(
+            &format!("{group} to catch up"),
+            Duration::from_secs(90),
+            || async { self.caught_up(group, bases).then_some(()) },
+        )
+        .await;
+    }
+
+    fn reader(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &stack().kafka_bootstrap)
+            .set("group.id", format!("{}-reader", self.id))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer")
+    }
+
+    /// Every message now on the saga's topics `bases` (6 partitions each), decoded with
+    /// current versions known.
+    pub async fn read_all(&self, bases: &[&str]) -> Vec<Result<Decoded, DecodeError>> {
+        let consumer = self.reader();
+        let mut assignment = TopicPartitionList::new();
+        let mut remaining = HashMap::new();
+        for base in bases {
+            let topic = format!("{}{base}", self.prefix);
+            for partition in 0..6 {
+                let (_, high) = consumer
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                    .unwrap();
+                if high > 0 {
+                    assignment
+                        .add_partition_offset(&topic, partition, Offset::Beginning)
+                        .unwrap();
+                    remaining.insert((topic.clone(), partition), high);
+                }
+            }
+        }
+        consumer.assign(&assignment).unwrap();
+        let codec = Codec::new(
+            &stack().schema_registry_url,
+            &Topics::with_prefix(self.prefix.clone()),
+        );
+        let mut decoded = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !remaining.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "topics not read in 60 s"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let message = message.unwrap();
+            let key = (message.topic().to_owned(), message.partition());
+            if let Some(high) = remaining.get(&key) {
+                if message.offset() + 1 >= *high {
+                    remaining.remove(&key);
+                }
+            }
+            decoded.push(codec.decode_message(message.payload()).await);
+        }
+        decoded
+    }
+
+    /// How many messages the saga's dead-letter topic holds.
+    pub fn dead_letters(&self) -> i64 {
+        let topic = format!("{}{}", self.prefix, troupe_events::topics::DEADLETTER);
+        let (low, high) = self
+            .reader()
+            .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+            .expect("dead-letter watermarks");
+        high - low
     }
 
     /// Reads every service's tables.

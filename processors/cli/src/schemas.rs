@@ -96,7 +96,10 @@ fn check_files(topology: &Topology, dir: &Path) -> anyhow::Result<usize> {
                 Ok(schema) => schema,
                 Err(error) => {
                     failures += 1;
-                    println!("{:<64} {} does not parse: {error}", record.subject, file.file);
+                    println!(
+                        "{:<64} {} does not parse: {error}",
+                        record.subject, file.file
+                    );
                     break;
                 }
             };

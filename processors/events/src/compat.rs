@@ -11,9 +11,9 @@
 //! some data (a writer enum symbol or union branch the reader lacks). The Confluent registry
 //! rejects those changes, so a `Partial` answer counts as incompatible here.
 
+use crate::topology::Compatibility;
 use apache_avro::schema_compatibility::{Compatibility as Resolution, SchemaCompatibility};
 use apache_avro::Schema;
-use crate::topology::Compatibility;
 
 /// One earlier version to check against.
 #[derive(Debug, Clone, Copy)]

@@ -9,9 +9,9 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::topology::Compatibility;
 
-use troupe_events::compat::{self, Existing};
 use crate::error::ApiError;
 use crate::schema::{parse_avro, ParsedSchema, SchemaReference};
+use troupe_events::compat::{self, Existing};
 
 /// The key of the advisory lock that serialises registrations.
 const REGISTER_LOCK: i64 = 0x7472_6f75_7065_0001;

@@ -1,0 +1,448 @@
+//! Schema evolution end to end: the processor binaries against the real local stack, with
+//! producers pinned to older schema versions (`TROUPE_WRITE_SCHEMA_VERSIONS`) and processes
+//! that know only older versions (`TROUPE_KNOWN_SCHEMA_VERSIONS`: an "old release").
+//!
+//! - the stored corpus decodes through the real registry and codec;
+//! - topics holding v1, v2 and v3 at once keep every invariant, and end in the same read models
+//!   as an all-current run of the same orders;
+//! - a rolling upgrade, consumers first and producers second, dead-letters nothing;
+//! - the other order (producers first) does dead-letter: the rehearsal can fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Child;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use troupe_e2e::{assert_every_outcome, get_json, Saga, Snapshot, SERVICES, TIMERS};
+use troupe_events::catalog::{self, SCHEMAS};
+use troupe_events::{avro, topics};
+use troupe_readmodels::TOPICS;
+use troupe_runtime::codec::Codec;
+use troupe_runtime::topics::Topics;
+use troupe_testkit::{repo_root, stack, unique, wait_until};
+use uuid::Uuid;
+
+const WRITE: &str = "TROUPE_WRITE_SCHEMA_VERSIONS";
+const KNOWN: &str = "TROUPE_KNOWN_SCHEMA_VERSIONS";
+/// A process of the release before any schema change: writes and knows v1 only.
+const OLD_RELEASE: [(&str, &str); 2] = [(WRITE, "*=1"), (KNOWN, "*=1")];
+/// The new release with its writes still pinned to v1: consumers upgraded first.
+const NEW_WRITING_V1: [(&str, &str); 1] = [(WRITE, "*=1")];
+/// A producer of the release in between: OrderPlaced v2.
+const WRITING_V2: [(&str, &str); 1] = [(WRITE, "*=2")];
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn as_json(envelope: &troupe_events::Envelope) -> Value {
+    Value::try_from(avro::to_value(envelope)).expect("JSON")
+}
+
+#[tokio::test]
+async fn every_corpus_payload_decodes_through_the_registry() {
+    let prefix = format!("{}.", unique("corpus"));
+    let codec = Codec::new(
+        &stack().schema_registry_url,
+        &Topics::with_prefix(prefix.clone()),
+    );
+    let http = reqwest::Client::new();
+    for file in SCHEMAS {
+        let path = repo_root()
+            .join("schemas/corpus")
+            .join(file.path.replace(".avsc", ".json"));
+        let entry: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // The stored schema, registered as its producer registered it; the registry picks the id.
+        let subject = format!("{prefix}{}-{}", file.event_type.topic(), file.record_name());
+        let registered: Value = http
+            .post(format!(
+                "{}/subjects/{subject}/versions",
+                stack().schema_registry_url
+            ))
+            .json(&json!({ "schema": entry["schema"].to_string() }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = registered["id"].as_u64().expect("an id") as u32;
+        let mut message = unhex(entry["message_hex"].as_str().unwrap());
+        message[1..5].copy_from_slice(&id.to_be_bytes());
+
+        let decoded = codec
+            .decode_message(Some(&message))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", file.path));
+        assert_eq!(
+            as_json(&decoded.envelope),
+            entry["expected"],
+            "{}",
+            file.path
+        );
+        let expected_upcast = (!file.is_current()).then_some(file.version);
+        assert_eq!(decoded.upcast_from, expected_upcast, "{}", file.path);
+    }
+}
+
+/// Waits until the order service knows `count` orders.
+async fn wait_orders(saga: &Saga, count: usize) {
+    wait_until(
+        &format!("{count} orders placed"),
+        Duration::from_secs(120),
+        || async { (saga.snapshot().await.orders.len() >= count).then_some(()) },
+    )
+    .await;
+}
+
+async fn finish(child: Child) {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "troupe produce failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Events on the saga's topics `bases` by (event type, the schema version they were written
+/// with); fails on any message that does not decode.
+async fn versions_on(saga: &Saga, bases: &[&str]) -> BTreeMap<(&'static str, u32), usize> {
+    let mut versions = BTreeMap::new();
+    for decoded in saga.read_all(bases).await {
+        let decoded = decoded.expect("every message on the topics decodes");
+        let event_type = decoded.envelope.event_type();
+        let version = decoded
+            .upcast_from
+            .unwrap_or(catalog::current(event_type).version);
+        *versions.entry((event_type.name(), version)).or_default() += 1;
+    }
+    versions
+}
+
+fn assert_versions(versions: &BTreeMap<(&str, u32), usize>, expected: &[(&str, u32)]) {
+    for key in expected {
+        assert!(
+            versions.get(key).copied().unwrap_or(0) > 0,
+            "no {} v{} on the topics: {versions:?}",
+            key.0,
+            key.1
+        );
+    }
+}
+
+/// The sum of a counter's samples whose labels include all of `labels`.
+fn counter(text: &str, name: &str, labels: &[&str]) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// What the read models say, without what differs between two runs of the same orders (event
+/// ids, times, positions): each order's summary and the kinds of its timeline's events, the
+/// stock of every sku and the daily figures summed over days.
+async fn read_models(url: &str, snapshot: &Snapshot) -> Value {
+    let mut orders = BTreeMap::new();
+    for id in snapshot.orders.keys() {
+        let (status, mut summary) = get_json(&format!("{url}/orders/{id}")).await;
+        assert_eq!(status, 200, "{summary}");
+        let summary = summary.as_object_mut().unwrap();
+        summary.remove("updated_at");
+        summary.remove("last_position");
+        let steps: BTreeSet<String> = summary["steps"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        summary.insert("steps".into(), json!(steps));
+        let (status, timeline) = get_json(&format!("{url}/orders/{id}/timeline")).await;
+        assert_eq!(status, 200, "{timeline}");
+        let mut kinds: Vec<String> = timeline["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}/{}", e["service"], e["event_type"]))
+            .collect();
+        kinds.sort();
+        orders.insert(
+            id.to_string(),
+            json!({ "summary": summary, "timeline": kinds }),
+        );
+    }
+    let mut stock = BTreeMap::new();
+    for sku in snapshot.stock.keys() {
+        let (status, level) = get_json(&format!("{url}/stock/{sku}")).await;
+        assert_eq!(status, 200, "{level}");
+        stock.insert(sku.clone(), level);
+    }
+    let (_, stats) = get_json(&format!("{url}/stats/daily")).await;
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for day in stats["sales"].as_array().unwrap() {
+        for (key, value) in day.as_object().unwrap() {
+            if let Some(n) = value.as_i64().filter(|_| key != "day") {
+                *totals.entry(key.clone()).or_default() += n;
+            }
+        }
+    }
+    for c in stats["cancellations"].as_array().unwrap() {
+        *totals
+            .entry(format!("cancelled {}", c["reason"]))
+            .or_default() += c["orders"].as_i64().unwrap();
+    }
+    json!({ "orders": orders, "stock": stock, "totals": totals })
+}
+
+/// Starts the projector and the query API on a copy named after the saga.
+async fn with_read_models(saga: &Saga) -> String {
+    saga.spawn_projector(&saga.id, 0, None).await;
+    saga.spawn_query(0, Some(&saga.id), 5000).await
+}
+
+async fn read_models_once_caught_up(saga: &Saga, url: &str, snapshot: &Snapshot) -> Value {
+    saga.wait_caught_up(&format!("troupe-projector-{}", saga.id), &TOPICS)
+        .await;
+    read_models(url, snapshot).await
+}
+
+const ORDERS: u64 = 300;
+const SEED: u64 = 31;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_mixing_v1_v2_and_v3_end_like_an_all_current_run() {
+    // The mixed run: the order and payment services start on the old release's writers; a v2
+    // order instance and a current payment instance join a third of the way in, a current
+    // order instance two thirds in. The storefront writes PlaceOrder v1 throughout (it is
+    // upgraded last), so both runs get the same requests.
+    let saga = Saga::start_with(
+        &TIMERS,
+        &[("order", &NEW_WRITING_V1), ("payment", &NEW_WRITING_V1)],
+    )
+    .await;
+    let url = with_read_models(&saga).await;
+    saga.seed_stock(ORDERS, SEED).await;
+    let placing = saga.place_in_background(ORDERS, SEED, 20, &NEW_WRITING_V1);
+    wait_orders(&saga, ORDERS as usize / 3).await;
+    saga.spawn_with("order", 1, &WRITING_V2);
+    saga.spawn("payment", 1);
+    saga.wait_healthy("order", 1).await;
+    saga.wait_healthy("payment", 1).await;
+    wait_orders(&saga, 2 * ORDERS as usize / 3).await;
+    saga.spawn("order", 2);
+    saga.wait_healthy("order", 2).await;
+    finish(placing).await;
+    let mixed = saga.settle(ORDERS as usize, Duration::from_secs(180)).await;
+    assert_every_outcome(&mixed);
+    assert_eq!(saga.dead_letters(), 0, "nothing is dead-lettered");
+
+    let versions = versions_on(&saga, &[topics::ORDER_EVENTS, topics::PAYMENT_EVENTS]).await;
+    assert_versions(
+        &versions,
+        &[
+            ("OrderPlaced", 1),
+            ("OrderPlaced", 2),
+            ("OrderPlaced", 3),
+            ("PaymentAuthorized", 1),
+            ("PaymentAuthorized", 2),
+        ],
+    );
+    // The consumers counted what they upcast.
+    let inventory = saga.metrics("inventory", 0).await;
+    for from in ["1", "2"] {
+        let upcast = counter(
+            &inventory,
+            "troupe_events_upcast_total",
+            &[
+                "event_type=\"OrderPlaced\"",
+                &format!("from_version=\"{from}\""),
+            ],
+        );
+        assert!(upcast > 0, "inventory upcast no OrderPlaced v{from}");
+    }
+    let mixed_models = read_models_once_caught_up(&saga, &url, &mixed).await;
+    drop(saga);
+
+    // The same orders with every process on the current versions.
+    let saga = Saga::start(&TIMERS).await;
+    let url = with_read_models(&saga).await;
+    saga.seed_stock(ORDERS, SEED).await;
+    finish(saga.place_in_background(ORDERS, SEED, 0, &NEW_WRITING_V1)).await;
+    let current = saga.settle(ORDERS as usize, Duration::from_secs(180)).await;
+    let current_versions = versions_on(&saga, &[topics::ORDER_EVENTS]).await;
+    assert_eq!(
+        current_versions
+            .keys()
+            .filter(|(t, _)| *t == "OrderPlaced")
+            .collect::<Vec<_>>(),
+        [&("OrderPlaced", 3)]
+    );
+    let current_models = read_models_once_caught_up(&saga, &url, &current).await;
+
+    let outcome = |s: &Snapshot| -> BTreeMap<Uuid, (String, Option<String>, i64)> {
+        s.orders
+            .iter()
+            .map(|(id, o)| (*id, (o.status.clone(), o.reason.clone(), o.total)))
+            .collect()
+    };
+    assert_eq!(
+        outcome(&mixed),
+        outcome(&current),
+        "the services' state differs"
+    );
+    if mixed_models != current_models {
+        for (id, model) in mixed_models["orders"].as_object().unwrap() {
+            assert_eq!(model, &current_models["orders"][id], "order {id}");
+        }
+        assert_eq!(mixed_models, current_models);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_consumers_then_producers_dead_letters_nothing() {
+    let old: Vec<(&str, &[(&str, &str)])> =
+        SERVICES.iter().map(|s| (*s, &OLD_RELEASE[..])).collect();
+    let saga = Saga::start_with(&TIMERS, &old).await;
+    saga.seed_stock(300, 41).await;
+    saga.seed_stock(100, 42).await;
+    let placing = saga.place_in_background(300, 41, 10, &OLD_RELEASE);
+
+    // 1. Consumers first: every service restarted, one at a time, as the new release that
+    //    reads every version but still writes v1.
+    wait_orders(&saga, 40).await;
+    for service in SERVICES {
+        saga.stop(service, 0).await;
+        saga.spawn_with(service, 0, &NEW_WRITING_V1);
+        saga.wait_healthy(service, 0).await;
+    }
+    // 2. Then producers: restarted again, writing the current versions.
+    let known = saga.snapshot().await.orders.len();
+    wait_orders(&saga, known + 30).await;
+    for service in SERVICES {
+        saga.stop(service, 0).await;
+        saga.spawn(service, 0);
+        saga.wait_healthy(service, 0).await;
+    }
+    finish(placing).await;
+    // 3. The storefront last: PlaceOrder v2, some with a promotion code.
+    finish(saga.place_in_background(100, 42, 0, &[])).await;
+
+    let snapshot = saga.settle(400, Duration::from_secs(240)).await;
+    assert_every_outcome(&snapshot);
+    assert_eq!(saga.dead_letters(), 0, "nothing is dead-lettered");
+    let versions = versions_on(
+        &saga,
+        &[
+            topics::ORDER_COMMANDS,
+            topics::ORDER_EVENTS,
+            topics::PAYMENT_EVENTS,
+        ],
+    )
+    .await;
+    assert_versions(
+        &versions,
+        &[
+            ("PlaceOrder", 1),
+            ("PlaceOrder", 2),
+            ("OrderPlaced", 1),
+            ("OrderPlaced", 3),
+            ("PaymentAuthorized", 1),
+            ("PaymentAuthorized", 2),
+        ],
+    );
+    // The promotion codes of the last batch made it into the orders placed.
+    let promoted = saga
+        .read_all(&[topics::ORDER_EVENTS])
+        .await
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            matches!(
+                &d.envelope.event,
+                troupe_events::Event::OrderPlaced { promotion_code: Some(code), .. } if code == "SPRING-10"
+            )
+        })
+        .count();
+    assert!(promoted > 0, "no OrderPlaced carries a promotion code");
+}
+
+/// The dead letters on the saga's dead-letter topic: (reason, processor, error) headers.
+fn dead_letter_headers(saga: &Saga) -> Vec<(String, String, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .set("group.id", format!("{}-dlq", saga.id))
+        .create()
+        .unwrap();
+    let topic = format!("{}{}", saga.prefix, topics::DEADLETTER);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let expected = saga.dead_letters();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (seen.len() as i64) < expected && std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let headers = troupe_runtime::processor::headers_of(message.headers());
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        seen.push((
+            get("troupe.dlq.reason"),
+            get("troupe.dlq.processor"),
+            get("troupe.dlq.error"),
+        ));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_a_producer_before_its_consumers_dead_letters_what_they_cannot_read() {
+    // The order service writes OrderPlaced v3 while its consumers are still the old release:
+    // they cannot read the new record, and say so — nothing is lost, it waits in the
+    // dead-letter topic for a redrive once they are upgraded.
+    let old: Vec<(&str, &[(&str, &str)])> = SERVICES
+        .iter()
+        .filter(|s| **s != "order")
+        .map(|s| (*s, &OLD_RELEASE[..]))
+        .collect();
+    let saga = Saga::start_with(&TIMERS, &old).await;
+    saga.seed_stock(10, 51).await;
+    finish(saga.place_in_background(10, 51, 0, &OLD_RELEASE)).await;
+    wait_until(
+        "the old consumers to dead-letter OrderPlaced v3",
+        Duration::from_secs(60),
+        || async {
+            let processors: BTreeSet<String> = dead_letter_headers(&saga)
+                .into_iter()
+                .map(|(_, processor, _)| processor)
+                .collect();
+            (processors.len() == 4).then_some(processors)
+        },
+    )
+    .await;
+    for (reason, processor, error) in dead_letter_headers(&saga) {
+        assert_eq!(reason, "invalid_event", "{processor}: {error}");
+        assert!(
+            error.contains("troupe.orders.v3.OrderPlaced")
+                && error.contains("newer than this process knows"),
+            "{processor}: {error}"
+        );
+    }
+}
