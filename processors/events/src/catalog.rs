@@ -137,12 +137,16 @@ pub fn event_type_of(record_name: &str) -> Option<EventType> {
 }
 
 impl SchemaFile {
-    fn parsed(&self) -> &'static Parsed {
-        let index = SCHEMAS
+    /// This file's position in [`SCHEMAS`], for tables indexed by catalog file.
+    pub fn index(&self) -> usize {
+        SCHEMAS
             .iter()
             .position(|file| file.path == self.path)
-            .expect("a catalog file");
-        &parsed()[index]
+            .expect("a catalog file")
+    }
+
+    fn parsed(&self) -> &'static Parsed {
+        &parsed()[self.index()]
     }
 
     /// The parsed schema.

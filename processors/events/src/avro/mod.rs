@@ -598,16 +598,34 @@ pub fn decode_version(
     datum: &[u8],
 ) -> Result<Envelope> {
     use apache_avro::reader::datum::GenericDatumReader;
+    use std::sync::OnceLock;
     let malformed = |e: apache_avro::Error| AvroError::Malformed {
         field: "datum",
         reason: e.to_string(),
     };
-    let value = GenericDatumReader::builder(file.schema())
-        .maybe_reader_schema(reader.map(|r| r.schema()))
-        .build()
-        .map_err(malformed)?
-        .read_value(&mut &datum[..])
-        .map_err(malformed)?;
+    // A reader per catalog file, its schema resolved once (resolving it per message costs more
+    // than the decoding itself).
+    static READERS: OnceLock<Vec<GenericDatumReader<'static>>> = OnceLock::new();
+    let value = match reader {
+        None => {
+            let readers = READERS.get_or_init(|| {
+                crate::catalog::SCHEMAS
+                    .iter()
+                    .map(|f| {
+                        GenericDatumReader::builder(f.schema())
+                            .build()
+                            .expect("embedded schemas resolve")
+                    })
+                    .collect()
+            });
+            readers[file.index()].read_value(&mut &datum[..])
+        }
+        Some(reader) => GenericDatumReader::builder(file.schema())
+            .reader_schema(reader.schema())
+            .build()
+            .and_then(|r| r.read_value(&mut &datum[..])),
+    }
+    .map_err(malformed)?;
     let read_as = reader.unwrap_or(file);
     let value = crate::upcast::to_current(read_as.event_type, read_as.version, value)?;
     read_event(read_as.event_type, &mut value::Rec::of(&value)?)
