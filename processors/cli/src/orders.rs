@@ -101,6 +101,9 @@ pub async fn run(command: OrdersCommand) -> anyhow::Result<()> {
                     .map_or("-".into(), |t| format!("{}.{:02}", t / 100, t % 100)),
                 summary["currency"].as_str().unwrap_or(""),
             );
+            if let Some(code) = summary["promotion_code"].as_str() {
+                println!("promo    {code}");
+            }
             for line in summary["lines"].as_array().into_iter().flatten() {
                 println!(
                     "         {} × {} at {}",

@@ -538,6 +538,7 @@ pub fn openapi() -> serde_json::Value {
                 }}},
                 "currency": { "type": ["string", "null"] },
                 "total_minor": { "type": ["integer", "null"] },
+                "promotion_code": { "type": ["string", "null"] },
                 "reason": { "type": ["string", "null"] },
                 "detail": { "type": ["string", "null"] },
                 "steps": { "type": "object", "additionalProperties": { "type": "integer" },

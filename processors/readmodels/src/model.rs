@@ -150,6 +150,7 @@ pub struct SummaryChange {
     pub lines: Option<Vec<Line>>,
     pub currency: Option<String>,
     pub total_minor: Option<i64>,
+    pub promotion_code: Option<String>,
     /// Why the order was cancelled or rejected, and the detail.
     pub reason: Option<(String, String)>,
     pub step: Option<(Step, i64)>,
@@ -165,6 +166,9 @@ pub struct OrderSummary {
     pub lines: Vec<Line>,
     pub currency: Option<String>,
     pub total_minor: Option<i64>,
+    /// The campaign code the customer entered (requests and OrderPlaced from v2 on).
+    #[serde(default)]
+    pub promotion_code: Option<String>,
     /// The cancellation reason symbol, or `REJECTED`.
     pub reason: Option<String>,
     pub detail: Option<String>,
@@ -185,6 +189,7 @@ impl OrderSummary {
             lines: Vec::new(),
             currency: None,
             total_minor: None,
+            promotion_code: None,
             reason: None,
             detail: None,
             steps: Default::default(),
@@ -213,6 +218,9 @@ impl OrderSummary {
         }
         if self.total_minor.is_none() {
             self.total_minor = change.total_minor;
+        }
+        if self.promotion_code.is_none() {
+            self.promotion_code.clone_from(&change.promotion_code);
         }
         if self.reason.is_none() {
             if let Some((reason, detail)) = &change.reason {
@@ -395,12 +403,14 @@ pub fn changes(envelope: &Envelope) -> Changes {
             customer_id,
             lines: order_lines,
             currency,
+            promotion_code,
             ..
         } => {
             summary.status = Some(Status::Requested);
             summary.customer_id = Some(customer_id.clone());
             summary.lines = Some(lines(order_lines));
             summary.currency = Some(currency.clone());
+            summary.promotion_code.clone_from(promotion_code);
             summary.step = Some((Step::Requested, at));
             format!("{} lines", order_lines.len())
         }
@@ -410,6 +420,7 @@ pub fn changes(envelope: &Envelope) -> Changes {
             lines: order_lines,
             currency,
             total,
+            promotion_code,
             ..
         } => {
             summary.status = Some(Status::Placed);
@@ -417,6 +428,7 @@ pub fn changes(envelope: &Envelope) -> Changes {
             summary.lines = Some(lines(order_lines));
             summary.currency = Some(currency.clone());
             summary.total_minor = Some(*total);
+            summary.promotion_code.clone_from(promotion_code);
             summary.step = Some((Step::Placed, at));
             format!("total {}", money(*total, currency))
         }
@@ -621,6 +633,25 @@ mod tests {
             ..StockLevel::default()
         };
         assert_eq!(start.after(kind), expected);
+    }
+
+    #[test]
+    fn a_promotion_code_is_kept_when_an_older_order_placed_has_none() {
+        // The request (PlaceOrder v2) carries a code; an order service still writing
+        // OrderPlaced v1 drops it, and the summary keeps what the request said.
+        let order_id = Uuid::now_v7();
+        let request = samples::sample(EventType::PlaceOrder, order_id);
+        let mut placed = samples::sample(EventType::OrderPlaced, order_id);
+        if let Event::OrderPlaced { promotion_code, .. } = &mut placed.event {
+            *promotion_code = None;
+        }
+        let mut summary = OrderSummary::empty(order_id);
+        for (i, envelope) in [request, placed].iter().enumerate() {
+            let change = changes(envelope).summary.expect("a summary change");
+            summary = summary.merged(&change, i as i64, &format!("t/0@{i}"));
+        }
+        assert_eq!(summary.promotion_code.as_deref(), Some("SPRING-10"));
+        assert_eq!(summary.status, Some(Status::Placed));
     }
 
     #[test]

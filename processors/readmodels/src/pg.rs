@@ -34,8 +34,8 @@ impl PgStore {
 const SUMMARY_UPSERT: &str = r#"
 INSERT INTO order_summary AS s
     (order_id, customer_id, status, status_rank, lines, currency, total_minor, reason, detail,
-     steps, updated_at, last_position)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     steps, updated_at, last_position, promotion_code)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (order_id) DO UPDATE SET
     customer_id = COALESCE(s.customer_id, EXCLUDED.customer_id),
     status = CASE WHEN EXCLUDED.status_rank > s.status_rank THEN EXCLUDED.status ELSE s.status END,
@@ -43,6 +43,7 @@ ON CONFLICT (order_id) DO UPDATE SET
     lines = COALESCE(s.lines, EXCLUDED.lines),
     currency = COALESCE(s.currency, EXCLUDED.currency),
     total_minor = COALESCE(s.total_minor, EXCLUDED.total_minor),
+    promotion_code = COALESCE(s.promotion_code, EXCLUDED.promotion_code),
     reason = COALESCE(s.reason, EXCLUDED.reason),
     detail = CASE WHEN s.reason IS NULL THEN EXCLUDED.detail ELSE s.detail END,
     steps = EXCLUDED.steps || s.steps,
@@ -75,6 +76,7 @@ async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), Sto
             .bind(steps)
             .bind(at)
             .bind(&changes.position)
+            .bind(&change.promotion_code)
             .execute(&mut *conn)
             .await?;
     }
@@ -178,6 +180,7 @@ fn summary(row: &sqlx::postgres::PgRow) -> OrderSummary {
             .unwrap_or_default(),
         currency: row.get("currency"),
         total_minor: row.get("total_minor"),
+        promotion_code: row.get("promotion_code"),
         reason: row.get("reason"),
         detail: row.get("detail"),
         steps: serde_json::from_value::<BTreeMap<String, i64>>(steps).unwrap_or_default(),

@@ -98,6 +98,7 @@ async fn a_lifecycle_fills_the_summary_and_the_timeline<S: ReadStore>(store: S) 
     assert_eq!(order.lines.len(), 2);
     assert_eq!(order.total_minor, Some(2 * 1999 + 3450));
     assert_eq!(order.currency.as_deref(), Some("EUR"));
+    assert_eq!(order.promotion_code.as_deref(), Some("SPRING-10"));
     for step in [
         "requested_at",
         "placed_at",
