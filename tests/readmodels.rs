@@ -69,6 +69,11 @@ fn check_against_services(
         let (summary, timeline) = &models[id];
         assert_eq!(summary["status"], row.status, "{id}: {summary}");
         assert_eq!(summary["customer_id"], row.customer_id, "{id}: {summary}");
+        // The traffic generator gives order n a promotion code when n is a multiple of 5; the
+        // customer id ends in n.
+        let n: u64 = row.customer_id.rsplit('-').next().unwrap().parse().unwrap();
+        let code = (n % 5 == 0).then_some("SPRING-10");
+        assert_eq!(summary["promotion_code"].as_str(), code, "{id}: {summary}");
         if row.status == "CANCELLED" {
             assert_eq!(
                 summary["reason"].as_str(),
