@@ -446,3 +446,59 @@ async fn upgrading_a_producer_before_its_consumers_dead_letters_what_they_cannot
         );
     }
 }
+
+#[test]
+fn a_bad_pin_stops_a_processor_and_the_cli_in_one_line() {
+    for (program, args) in [
+        ("troupe-order", &[][..]),
+        ("troupe", &["schemas", "versions"][..]),
+    ] {
+        let output = std::process::Command::new(troupe_testkit::binary(program))
+            .args(args)
+            .env("TROUPE_WRITE_SCHEMA_VERSIONS", "OrderPlaced=7")
+            .env("TROUPE_SCHEMA_REGISTRY_URL", &stack().schema_registry_url)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{program}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{program}: {stderr}");
+        assert!(
+            stderr.contains("OrderPlaced has no version 7 (it has 1 to 3)"),
+            "{program}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn schemas_versions_shows_what_a_pinned_process_writes() {
+    let output = std::process::Command::new(troupe_testkit::binary("troupe"))
+        .args(["schemas", "versions"])
+        .env("TROUPE_WRITE_SCHEMA_VERSIONS", "OrderPlaced=2")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The row whose version column is `version` and record column `record`.
+    let row = |record: &str, version: &str| {
+        text.lines()
+            .find(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words
+                    .iter()
+                    .position(|w| *w == version)
+                    .is_some_and(|i| words.get(i + 1) == Some(&record))
+            })
+            .unwrap_or_else(|| panic!("no {record} {version} row:\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        row("troupe.orders.OrderPlaced", "v2").contains(" yes "),
+        "{text}"
+    );
+    assert!(
+        !row("troupe.orders.v3.OrderPlaced", "v3").contains(" yes "),
+        "{text}"
+    );
+    assert!(row("troupe.orders.v3.OrderPlaced", "v3").contains("(current)"));
+    assert!(row("troupe.payment.PaymentAuthorized", "v1").contains("amount_minor"));
+}

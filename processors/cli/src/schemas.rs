@@ -12,6 +12,7 @@ use apache_avro::Schema;
 use clap::Subcommand;
 use troupe_events::compat::{self, Existing};
 use troupe_events::topology::{Topology, ValueRecord};
+use troupe_events::{catalog, upcast, EventType};
 use troupe_runtime::config::RegistryConfig;
 
 use crate::registry_client::RegistryClient;
@@ -34,6 +35,9 @@ pub enum SchemasCommand {
         #[arg(long)]
         offline: bool,
     },
+    /// Every version of every event this binary reads, the upcaster from each to the next, and
+    /// which version it writes (TROUPE_WRITE_SCHEMA_VERSIONS applied).
+    Versions,
 }
 
 struct LocalSchema {
@@ -63,15 +67,19 @@ fn read_schemas(dir: &Path, record: &ValueRecord) -> anyhow::Result<Vec<LocalSch
 }
 
 pub async fn run(command: SchemasCommand, file: &Path) -> anyhow::Result<()> {
-    let topology = load_topology(file)?;
     let connect = || async {
         let client = RegistryClient::new(&RegistryConfig::from_env().url)?;
         client.ping().await?;
         anyhow::Ok(client)
     };
     match command {
-        SchemasCommand::Register { dir } => register(&connect().await?, &topology, &dir).await,
+        SchemasCommand::Versions => versions(),
+        SchemasCommand::Register { dir } => {
+            let topology = load_topology(file)?;
+            register(&connect().await?, &topology, &dir).await
+        }
         SchemasCommand::Check { dir, offline } => {
+            let topology = load_topology(file)?;
             let mut failures = check_files(&topology, &dir)?;
             if !offline {
                 failures += check(&connect().await?, &topology, &dir).await?;
@@ -83,6 +91,40 @@ pub async fn run(command: SchemasCommand, file: &Path) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn versions() -> anyhow::Result<()> {
+    let pins = RegistryConfig::from_env()
+        .pins()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "{:<27} {:<8} {:<40} {:<8} upcast to the next version",
+        "EVENT", "VERSION", "RECORD", "WRITES"
+    );
+    for event_type in EventType::ALL {
+        for file in catalog::versions(event_type) {
+            let name = if file.version == 1 {
+                event_type.name()
+            } else {
+                ""
+            };
+            let writes = if pins.writes(event_type) == file {
+                "yes"
+            } else {
+                ""
+            };
+            let upcast = upcast::upcaster(event_type, file.version)
+                .map_or(if file.is_current() { "(current)" } else { "" }, |u| {
+                    u.change
+                });
+            println!(
+                "{name:<27} v{:<7} {:<40} {writes:<8} {upcast}",
+                file.version,
+                file.record_name()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Each subject's files against the ones before them, at the subject's level; every file must
