@@ -13,7 +13,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use troupe_e2e::{assert_every_outcome, get_json, Saga, Snapshot, SERVICES, TIMERS};
 use troupe_events::catalog::{self, SCHEMAS};
@@ -395,14 +395,7 @@ fn dead_letter_headers(saga: &Saga) -> Vec<(String, String, String)> {
             continue;
         };
         let message = message.unwrap();
-        let headers = troupe_runtime::processor::headers_of(message.headers());
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let get = |name: &str| troupe_e2e::header(&message, name);
         seen.push((
             get("troupe.dlq.reason"),
             get("troupe.dlq.processor"),

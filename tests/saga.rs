@@ -228,14 +228,7 @@ async fn bad_input_is_dead_lettered_while_good_traffic_flows() {
             .await
             .expect("a dead letter within 30 s")
             .unwrap();
-        let headers = troupe_runtime::processor::headers_of(message.headers());
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let get = |name: &str| troupe_e2e::header(&message, name);
         seen.push((
             get("troupe.dlq.reason"),
             get("troupe.dlq.processor"),

@@ -100,6 +100,15 @@ impl std::fmt::Debug for Saga {
     }
 }
 
+/// A message's header as text, empty when it has none of that name.
+pub fn header(message: &impl Message, name: &str) -> String {
+    troupe_runtime::processor::headers_of(message.headers())
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
 /// GETs a JSON document: the status and the body.
 pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let response = reqwest::get(url).await.expect("the server answers");

@@ -178,6 +178,46 @@ fn write_address<S: Sink>(sink: &mut S, a: &Address) {
     });
 }
 
+/// The fields PlaceOrder (every version) and OrderPlaced up to v2 start with.
+fn write_request<S: Sink>(
+    sink: &mut S,
+    customer_id: &str,
+    lines: &[OrderLine],
+    currency: &str,
+    address: &Address,
+) {
+    sink.string("customer_id", customer_id);
+    write_order_lines(sink, lines);
+    sink.string("currency", currency);
+    write_address(sink, address);
+}
+
+/// PaymentAuthorized and PaymentRefunded: the amount in minor units (v2 on) or as a major-unit
+/// double (v1).
+fn write_payment<S: Sink>(sink: &mut S, event: &Event, minor_units: bool) {
+    let (Event::PaymentAuthorized {
+        payment_id,
+        customer_id,
+        amount,
+    }
+    | Event::PaymentRefunded {
+        payment_id,
+        customer_id,
+        amount,
+    }) = event
+    else {
+        unreachable!("called for payments only")
+    };
+    sink.string("payment_id", payment_id);
+    sink.string("customer_id", customer_id);
+    if minor_units {
+        sink.long("amount_minor", amount.minor);
+    } else {
+        sink.double("amount", to_major(amount.minor));
+    }
+    sink.string("currency", &amount.currency);
+}
+
 /// Tells `sink` the fields of `envelope`'s record, in schema order.
 pub fn write_event<S: Sink>(envelope: &Envelope, sink: &mut S) {
     write_meta(sink, &envelope.meta);
@@ -189,10 +229,7 @@ pub fn write_event<S: Sink>(envelope: &Envelope, sink: &mut S) {
             shipping_address,
             promotion_code,
         } => {
-            sink.string("customer_id", customer_id);
-            write_order_lines(sink, lines);
-            sink.string("currency", currency);
-            write_address(sink, shipping_address);
+            write_request(sink, customer_id, lines, currency, shipping_address);
             sink.opt_string("promotion_code", promotion_code.as_deref());
         }
         Event::OrderCancellationRequested { reason } => sink.string("reason", reason),
@@ -290,20 +327,8 @@ pub fn write_event<S: Sink>(envelope: &Envelope, sink: &mut S) {
             sink.int("delta", *delta);
             sink.opt_int("set_to", *set_to);
         }
-        Event::PaymentAuthorized {
-            payment_id,
-            customer_id,
-            amount,
-        }
-        | Event::PaymentRefunded {
-            payment_id,
-            customer_id,
-            amount,
-        } => {
-            sink.string("payment_id", payment_id);
-            sink.string("customer_id", customer_id);
-            sink.long("amount_minor", amount.minor);
-            sink.string("currency", &amount.currency);
+        Event::PaymentAuthorized { .. } | Event::PaymentRefunded { .. } => {
+            write_payment(sink, &envelope.event, true)
         }
         Event::ShipmentScheduled {
             shipment_id,
@@ -540,12 +565,7 @@ pub fn write_version<S: Sink>(envelope: &Envelope, version: u32, sink: &mut S) {
                 ..
             },
             1,
-        ) => {
-            sink.string("customer_id", customer_id);
-            write_order_lines(sink, lines);
-            sink.string("currency", currency);
-            write_address(sink, shipping_address);
-        }
+        ) => write_request(sink, customer_id, lines, currency, shipping_address),
         (
             Event::OrderPlaced {
                 customer_id,
@@ -557,32 +577,14 @@ pub fn write_version<S: Sink>(envelope: &Envelope, version: u32, sink: &mut S) {
             },
             1 | 2,
         ) => {
-            sink.string("customer_id", customer_id);
-            write_order_lines(sink, lines);
-            sink.string("currency", currency);
-            write_address(sink, shipping_address);
+            write_request(sink, customer_id, lines, currency, shipping_address);
             sink.double("total", to_major(*total));
             if version == 2 {
                 sink.opt_string("promotion_code", promotion_code.as_deref());
             }
         }
-        (
-            Event::PaymentAuthorized {
-                payment_id,
-                customer_id,
-                amount,
-            }
-            | Event::PaymentRefunded {
-                payment_id,
-                customer_id,
-                amount,
-            },
-            1,
-        ) => {
-            sink.string("payment_id", payment_id);
-            sink.string("customer_id", customer_id);
-            sink.double("amount", to_major(amount.minor));
-            sink.string("currency", &amount.currency);
+        (Event::PaymentAuthorized { .. } | Event::PaymentRefunded { .. }, 1) => {
+            write_payment(sink, &envelope.event, false)
         }
         _ => panic!("{} has no writer for v{version}", event_type.name()),
     }
