@@ -23,8 +23,12 @@ use troupe_events::samples;
 use troupe_events::validate::validate;
 use troupe_events::Envelope;
 
+/// `schemas/corpus/`, found from the package dir cargo gives the running test (not the one
+/// compiled in: a shared target dir may hold this test built in another checkout).
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/corpus")
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package.join("../../schemas/corpus")
 }
 
 fn entry_path(file: &SchemaFile) -> PathBuf {

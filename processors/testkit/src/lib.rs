@@ -12,12 +12,22 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The repository root.
+/// The repository root: the nearest folder holding `topics.yaml` above the running test's
+/// package (cargo and nextest set `CARGO_MANIFEST_DIR` when they run a test).
+///
+/// Found at run time, not compile time: cargo reuses artifacts across checkouts that share a
+/// target dir (`~/.cache/troupe/target`), so a path compiled into this crate may name another
+/// checkout, or one that is gone.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root exists")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|dir| dir.join("topics.yaml").is_file() && dir.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("no repository root (topics.yaml) above {}", start.display()))
 }
 
 /// The local stack's addresses.
