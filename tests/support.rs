@@ -150,6 +150,30 @@ impl Saga {
         settings: &[(&str, &str)],
         per_service: &[(&str, &[(&str, &str)])],
     ) -> Saga {
+        let mut saga = Self::topics_only(settings).await;
+        for service in SERVICES {
+            let extra = per_service
+                .iter()
+                .find(|(s, _)| *s == service)
+                .map_or(&[][..], |(_, vars)| *vars);
+            saga.spawn_with(service, 0, extra);
+        }
+        for service in SERVICES {
+            saga.wait_healthy(service, 0).await;
+            let url = with_database(&stack().postgres_url, &saga.database(service));
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&url)
+                .await
+                .expect("service database");
+            saga.pools.insert(service, pool);
+        }
+        saga
+    }
+
+    /// The saga's topics (under a prefix of their own) and environment, and no processor running:
+    /// for a projector fed by hand, say.
+    pub async fn topics_only(settings: &[(&str, &str)]) -> Saga {
         let id = unique("t");
         let prefix = format!("{id}.");
         let topology = Topology::parse(
@@ -179,32 +203,14 @@ impl Saga {
         for (k, v) in settings {
             env.push(((*k).into(), (*v).into()));
         }
-        let mut saga = Saga {
+        Saga {
             id,
             prefix,
             logs: TempDir::new("saga-logs"),
             env,
             instances: Mutex::new(Vec::new()),
             pools: BTreeMap::new(),
-        };
-        for service in SERVICES {
-            let extra = per_service
-                .iter()
-                .find(|(s, _)| *s == service)
-                .map_or(&[][..], |(_, vars)| *vars);
-            saga.spawn_with(service, 0, extra);
         }
-        for service in SERVICES {
-            saga.wait_healthy(service, 0).await;
-            let url = with_database(&stack().postgres_url, &saga.database(service));
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .connect(&url)
-                .await
-                .expect("service database");
-            saga.pools.insert(service, pool);
-        }
-        saga
     }
 
     pub fn database(&self, service: &str) -> String {
