@@ -425,6 +425,7 @@ async fn a_rolling_upgrade_consumers_then_producers_dead_letters_nothing() {
         &[
             topics::ORDER_COMMANDS,
             topics::ORDER_EVENTS,
+            topics::INVENTORY_EVENTS,
             topics::PAYMENT_EVENTS,
         ],
     )
@@ -436,6 +437,8 @@ async fn a_rolling_upgrade_consumers_then_producers_dead_letters_nothing() {
             ("PlaceOrder", 2),
             ("OrderPlaced", 1),
             ("OrderPlaced", 3),
+            ("StockReserved", 1),
+            ("StockReserved", 2),
             ("PaymentAuthorized", 1),
             ("PaymentAuthorized", 2),
         ],

@@ -79,6 +79,12 @@ pub const UPCASTERS: &[Upcaster] = &[
         change: "amount (a major-unit double) becomes amount_minor",
         step: amount_to_minor,
     },
+    Upcaster {
+        event_type: EventType::StockReserved,
+        from: 1,
+        change: "total (a major-unit double) becomes total_minor",
+        step: total_to_minor,
+    },
 ];
 
 /// The upcaster for records of `event_type` written with `version`, if that is not current.
@@ -159,14 +165,28 @@ fn add_no_promotion_code(fields: Fields) -> Result<Vec<(String, Value)>> {
     Ok(fields)
 }
 
-fn amount_to_minor(mut old: Fields) -> Result<Vec<(String, Value)>> {
-    Ok(vec![
-        field("metadata", old.take("metadata")?),
-        field("payment_id", old.take("payment_id")?),
-        field("customer_id", old.take("customer_id")?),
-        field("amount_minor", old.minor("amount")?),
-        field("currency", old.take("currency")?),
-    ])
+/// Replaces the major-unit double `major` by `minor`, in minor units, where it stood.
+fn double_to_minor(
+    mut old: Fields,
+    major: &'static str,
+    minor: &'static str,
+) -> Result<Vec<(String, Value)>> {
+    let at = old
+        .0
+        .iter()
+        .position(|(name, _)| name == major)
+        .ok_or(AvroError::Missing(major))?;
+    let value = old.minor(major)?;
+    old.0.insert(at, field(minor, value));
+    Ok(old.0)
+}
+
+fn amount_to_minor(old: Fields) -> Result<Vec<(String, Value)>> {
+    double_to_minor(old, "amount", "amount_minor")
+}
+
+fn total_to_minor(old: Fields) -> Result<Vec<(String, Value)>> {
+    double_to_minor(old, "total", "total_minor")
 }
 
 fn order_placed_v2_to_v3(mut old: Fields) -> Result<Vec<(String, Value)>> {
@@ -302,6 +322,25 @@ mod tests {
         }
     }
 
+    fn stock_reserved(minor: i64) -> Envelope {
+        Envelope {
+            meta: meta(),
+            event: Event::StockReserved {
+                reservation_id: "res-1".into(),
+                lines: vec![SkuQuantity {
+                    sku: "sku-01".into(),
+                    quantity: 2,
+                }],
+                customer_id: "cust-1".into(),
+                total: Money {
+                    minor,
+                    currency: "EUR".into(),
+                },
+                expires_at: 1_700_000_030_000,
+            },
+        }
+    }
+
     fn place_order(promotion_code: Option<&str>) -> Envelope {
         let Event::OrderPlaced {
             customer_id,
@@ -358,6 +397,12 @@ mod tests {
         1,
         payment(false, 10_000_005),
         payment(false, 10_000_005)
+    )]
+    #[case::stock_reserved_v1(
+        EventType::StockReserved,
+        1,
+        stock_reserved(7448),
+        stock_reserved(7448)
     )]
     fn each_step_gives_the_next_version(
         #[case] event_type: EventType,
@@ -471,7 +516,7 @@ mod tests {
             text(),
             proptest::option::of("[A-Z0-9-]{1,12}"),
             0i64..1_000_000_000_000,
-            0usize..4,
+            0usize..5,
         )
             .prop_map(|(id, lines, word, promotion_code, minor, pick)| {
                 let mut meta = meta();
@@ -518,6 +563,19 @@ mod tests {
                         payment_id: word.clone(),
                         customer_id: word,
                         amount,
+                    },
+                    3 => Event::StockReserved {
+                        reservation_id: word.clone(),
+                        lines: lines
+                            .iter()
+                            .map(|l| SkuQuantity {
+                                sku: l.sku.clone(),
+                                quantity: l.quantity,
+                            })
+                            .collect(),
+                        customer_id: word,
+                        total: amount,
+                        expires_at: 1_700_000_030_000,
                     },
                     _ => Event::PaymentRefunded {
                         payment_id: word.clone(),

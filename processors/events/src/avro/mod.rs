@@ -297,7 +297,7 @@ pub fn write_event<S: Sink>(envelope: &Envelope, sink: &mut S) {
             sink.string("reservation_id", reservation_id);
             write_sku_quantities(sink, lines);
             sink.string("customer_id", customer_id);
-            sink.double("total", to_major(total.minor));
+            sink.long("total_minor", total.minor);
             sink.string("currency", &total.currency);
             sink.timestamp("expires_at", *expires_at);
         }
@@ -396,18 +396,10 @@ fn read_address<S: Source>(source: &mut S) -> Result<Address> {
     })
 }
 
-/// A major-unit double followed by a currency (StockReserved).
-fn read_money<S: Source>(source: &mut S, amount: &'static str) -> Result<Money> {
+/// An amount in minor units followed by a currency (payments and StockReserved from v2 on).
+fn read_minor_money<S: Source>(source: &mut S, amount: &'static str) -> Result<Money> {
     Ok(Money {
-        minor: to_minor(source.amount(amount)?),
-        currency: source.string("currency")?,
-    })
-}
-
-/// `amount_minor` followed by a currency (payments from v2 on).
-fn read_minor_money<S: Source>(source: &mut S) -> Result<Money> {
-    Ok(Money {
-        minor: source.long("amount_minor")?,
+        minor: source.long(amount)?,
         currency: source.string("currency")?,
     })
 }
@@ -478,7 +470,7 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
             reservation_id: r.string("reservation_id")?,
             lines: read_sku_quantities(r)?,
             customer_id: r.string("customer_id")?,
-            total: read_money(r, "total")?,
+            total: read_minor_money(r, "total_minor")?,
             expires_at: r.long("expires_at")?,
         },
         EventType::StockRejected => Event::StockRejected {
@@ -509,7 +501,7 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
         EventType::PaymentAuthorized => Event::PaymentAuthorized {
             payment_id: r.string("payment_id")?,
             customer_id: r.string("customer_id")?,
-            amount: read_minor_money(r)?,
+            amount: read_minor_money(r, "amount_minor")?,
         },
         EventType::PaymentDeclined => Event::PaymentDeclined {
             customer_id: r.string("customer_id")?,
@@ -518,7 +510,7 @@ pub fn read_event<S: Source>(event_type: EventType, r: &mut S) -> Result<Envelop
         EventType::PaymentRefunded => Event::PaymentRefunded {
             payment_id: r.string("payment_id")?,
             customer_id: r.string("customer_id")?,
-            amount: read_minor_money(r)?,
+            amount: read_minor_money(r, "amount_minor")?,
         },
         EventType::ShipmentScheduled => Event::ShipmentScheduled {
             shipment_id: r.string("shipment_id")?,
@@ -585,6 +577,23 @@ pub fn write_version<S: Sink>(envelope: &Envelope, version: u32, sink: &mut S) {
         }
         (Event::PaymentAuthorized { .. } | Event::PaymentRefunded { .. }, 1) => {
             write_payment(sink, &envelope.event, false)
+        }
+        (
+            Event::StockReserved {
+                reservation_id,
+                lines,
+                customer_id,
+                total,
+                expires_at,
+            },
+            1,
+        ) => {
+            sink.string("reservation_id", reservation_id);
+            write_sku_quantities(sink, lines);
+            sink.string("customer_id", customer_id);
+            sink.double("total", to_major(total.minor));
+            sink.string("currency", &total.currency);
+            sink.timestamp("expires_at", *expires_at);
         }
         _ => panic!("{} has no writer for v{version}", event_type.name()),
     }
