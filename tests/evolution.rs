@@ -580,3 +580,91 @@ fn schemas_versions_shows_what_a_pinned_process_writes() {
     assert!(row("troupe.orders.v3.OrderPlaced", "v3").contains("(current)"));
     assert!(row("troupe.payment.PaymentAuthorized", "v1").contains("amount_minor"));
 }
+
+/// Registers `schema` under a subject of its own and frames `datum` with the id it gets.
+async fn framed(subject: &str, schema: &Value, datum: &[u8]) -> Vec<u8> {
+    let registered: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/subjects/{subject}/versions",
+            stack().schema_registry_url
+        ))
+        .json(&json!({ "schema": schema.to_string() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = registered["id"].as_u64().expect("an id") as u32;
+    let mut message = vec![0];
+    message.extend_from_slice(&id.to_be_bytes());
+    message.extend_from_slice(datum);
+    message
+}
+
+#[tokio::test]
+async fn a_producer_troupe_did_not_build_is_read_by_resolution_or_dead_lettered() {
+    use apache_avro::types::Value as Avro;
+    let prefix = format!("{}.", unique("foreign"));
+    let codec = Codec::new(
+        &stack().schema_registry_url,
+        &Topics::with_prefix(prefix.clone()),
+    );
+    let v2 = catalog::find(troupe_events::EventType::OrderPlaced, 2).unwrap();
+    let envelope = troupe_events::samples::representable(v2.event_type, 2);
+
+    // Another team's OrderPlaced: v2 plus a field of their own. Avro resolution reads it as v2,
+    // and the upcaster takes it on to the current version.
+    let mut schema: Value = serde_json::from_str(v2.text).unwrap();
+    schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "channel", "type": "string", "default": "web"}));
+    let parsed = apache_avro::Schema::parse_str(&schema.to_string()).unwrap();
+    let Avro::Record(mut fields) = avro::to_version_value(&envelope, 2) else {
+        unreachable!()
+    };
+    fields.push(("channel".into(), Avro::String("app".into())));
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&parsed)
+        .build()
+        .unwrap()
+        .write_value_to_vec(Avro::Record(fields))
+        .unwrap();
+    let message = framed(
+        &format!("{prefix}a-troupe.orders.OrderPlaced"),
+        &schema,
+        &datum,
+    )
+    .await;
+    let decoded = codec.decode_message(Some(&message)).await.unwrap();
+    assert_eq!(decoded.envelope, envelope);
+    assert_eq!(decoded.upcast_from, Some(2));
+
+    // One that no version can read (no lines, no total): dead-lettered, saying what is missing.
+    let schema = json!({
+        "type": "record", "name": "OrderPlaced", "namespace": "troupe.orders",
+        "fields": [{"name": "customer_id", "type": "string"}]
+    });
+    let parsed = apache_avro::Schema::parse_str(&schema.to_string()).unwrap();
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&parsed)
+        .build()
+        .unwrap()
+        .write_value_to_vec(Avro::Record(vec![(
+            "customer_id".into(),
+            Avro::String("cust-1".into()),
+        )]))
+        .unwrap();
+    let message = framed(
+        &format!("{prefix}b-troupe.orders.OrderPlaced"),
+        &schema,
+        &datum,
+    )
+    .await;
+    match codec.decode_message(Some(&message)).await {
+        Err(troupe_runtime::codec::DecodeError::Rejected { reason, detail }) => {
+            assert_eq!(reason.code(), "invalid_event");
+            assert!(detail.contains("metadata"), "{detail}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}

@@ -9,8 +9,10 @@
 //! - **older version**: read with its own schema as the writer wrote it, upcast step by step to
 //!   the current version ([`troupe_events::upcast`]), then mapped — handlers only ever see the
 //!   current version, and [`Decoded::upcast_from`] says which version it came from;
-//! - **a schema troupe does not know**: the registry client's generic decoding, then the
-//!   by-name mapping onto the current shape (a foreign producer writing compatible records).
+//! - **a schema troupe did not publish** (a producer it did not build): resolved by Avro rules
+//!   into the newest catalog version of the same record that can read it, then upcast; when no
+//!   version can, the registry client's generic decoding and the by-name mapping onto the
+//!   current shape, which dead-letters what does not fit.
 //!
 //! What a codec writes is the current version of each event unless [`Pins`] say otherwise.
 
@@ -60,7 +62,7 @@ pub struct Decoded {
 }
 
 /// What a writer schema id stands for, learned once per id.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Writer {
     /// The current version of an event type: the direct path.
     Current(EventType),
@@ -74,7 +76,12 @@ enum Writer {
     /// A catalog record this process does not know at all: a record name newer than its
     /// known versions.
     Unknown(&'static SchemaFile),
-    /// Not in troupe's catalog.
+    /// Not in troupe's catalog, but readable as catalog version `reader` by Avro resolution.
+    Resolved {
+        writer: Arc<apache_avro::Schema>,
+        reader: &'static SchemaFile,
+    },
+    /// Not in troupe's catalog, and no catalog version of its record can read it.
     Foreign,
 }
 
@@ -220,6 +227,17 @@ impl Codec {
                 envelope: decode_older(file, reader, datum)?,
                 upcast_from: Some(reader.unwrap_or(file).version),
             }),
+            Writer::Resolved { writer, reader } => {
+                let envelope = avro::decode_resolved(&writer, reader, datum).map_err(|error| {
+                    let detail = format!("{} (resolved as v{}): {error}", reader.record_name(), reader.version);
+                    rejected(avro_reason(&error), &detail)
+                })?;
+                validate(&envelope).map_err(|e| rejected(Reason::InvalidEvent, &e))?;
+                Ok(Decoded {
+                    envelope,
+                    upcast_from: (!reader.is_current()).then_some(reader.version),
+                })
+            }
             Writer::Unknown(file) => Err(rejected(
                 Reason::InvalidEvent,
                 &format!(
@@ -254,7 +272,7 @@ impl Codec {
             .read()
             .expect("schema id cache")
             .get(&id)
-            .copied()
+            .cloned()
     }
 
     fn learn(&self, id: u32, writer: Writer) {
@@ -271,12 +289,44 @@ impl Codec {
         let registered = get_schema_by_id(id, &self.inner.settings)
             .await
             .map_err(|error| self.classify(error))?;
-        let writer = apache_avro::Schema::parse_str(&registered.schema)
-            .ok()
-            .and_then(|schema| catalog::by_canonical_form(&schema.canonical_form()))
-            .map_or(Writer::Foreign, |file| writer_for(file, &self.inner.pins));
-        self.learn(id, writer);
+        let writer = match apache_avro::Schema::parse_str(&registered.schema) {
+            Err(_) => Writer::Foreign,
+            Ok(schema) => match catalog::by_canonical_form(&schema.canonical_form()) {
+                Some(file) => writer_for(file, &self.inner.pins),
+                None => self.resolvable(schema),
+            },
+        };
+        self.learn(id, writer.clone());
         Ok(writer)
+    }
+
+    /// The newest known catalog version of the same record that can read data written with
+    /// `schema`, a schema troupe did not publish.
+    fn resolvable(&self, schema: apache_avro::Schema) -> Writer {
+        use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
+        let apache_avro::Schema::Record(record) = &schema else {
+            return Writer::Foreign;
+        };
+        let name = record.name.fullname(None);
+        let Some(event_type) = EventType::from_record_name(&name) else {
+            return Writer::Foreign;
+        };
+        let known = self.inner.pins.knows(event_type);
+        let reader = catalog::versions(event_type).rev().find(|file| {
+            file.version <= known
+                && file.record_name() == name
+                && matches!(
+                    SchemaCompatibility::can_read(&schema, file.schema()),
+                    Ok(Compatibility::Full)
+                )
+        });
+        match reader {
+            Some(reader) => Writer::Resolved {
+                writer: Arc::new(schema),
+                reader,
+            },
+            None => Writer::Foreign,
+        }
     }
 
     fn classify(&self, error: SRCError) -> DecodeError {

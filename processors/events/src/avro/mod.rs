@@ -610,34 +610,54 @@ pub fn decode_version(
 ) -> Result<Envelope> {
     use apache_avro::reader::datum::GenericDatumReader;
     use std::sync::OnceLock;
-    let malformed = |e: apache_avro::Error| AvroError::Malformed {
-        field: "datum",
-        reason: e.to_string(),
-    };
+    if let Some(reader) = reader {
+        return decode_resolved(file.schema(), reader, datum);
+    }
     // A reader per catalog file, its schema resolved once (resolving it per message costs more
     // than the decoding itself).
     static READERS: OnceLock<Vec<GenericDatumReader<'static>>> = OnceLock::new();
-    let value = match reader {
-        None => {
-            let readers = READERS.get_or_init(|| {
-                crate::catalog::SCHEMAS
-                    .iter()
-                    .map(|f| {
-                        GenericDatumReader::builder(f.schema())
-                            .build()
-                            .expect("embedded schemas resolve")
-                    })
-                    .collect()
-            });
-            readers[file.index()].read_value(&mut &datum[..])
-        }
-        Some(reader) => GenericDatumReader::builder(file.schema())
-            .reader_schema(reader.schema())
-            .build()
-            .and_then(|r| r.read_value(&mut &datum[..])),
+    let readers = READERS.get_or_init(|| {
+        crate::catalog::SCHEMAS
+            .iter()
+            .map(|f| {
+                GenericDatumReader::builder(f.schema())
+                    .build()
+                    .expect("embedded schemas resolve")
+            })
+            .collect()
+    });
+    let value = readers[file.index()]
+        .read_value(&mut &datum[..])
+        .map_err(malformed)?;
+    upcast_and_map(file, value)
+}
+
+/// Decodes a datum written with a `writer` schema that is not in the catalog but resolves into
+/// catalog version `reader` (Avro schema resolution: a compatible producer troupe did not
+/// build), then upcasts it from that version.
+pub fn decode_resolved(
+    writer: &apache_avro::Schema,
+    reader: &crate::catalog::SchemaFile,
+    datum: &[u8],
+) -> Result<Envelope> {
+    use apache_avro::reader::datum::GenericDatumReader;
+    let value = GenericDatumReader::builder(writer)
+        .reader_schema(reader.schema())
+        .build()
+        .and_then(|r| r.read_value(&mut &datum[..]))
+        .map_err(malformed)?;
+    upcast_and_map(reader, value)
+}
+
+fn malformed(error: apache_avro::Error) -> AvroError {
+    AvroError::Malformed {
+        field: "datum",
+        reason: error.to_string(),
     }
-    .map_err(malformed)?;
-    let read_as = reader.unwrap_or(file);
+}
+
+/// A record of catalog version `read_as`, upcast to the current version and mapped.
+fn upcast_and_map(read_as: &crate::catalog::SchemaFile, value: Value) -> Result<Envelope> {
     let value = crate::upcast::to_current(read_as.event_type, read_as.version, value)?;
     read_event(read_as.event_type, &mut value::Rec::of(&value)?)
 }
