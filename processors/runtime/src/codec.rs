@@ -227,17 +227,13 @@ impl Codec {
                 envelope: decode_older(file, reader, datum)?,
                 upcast_from: Some(reader.unwrap_or(file).version),
             }),
-            Writer::Resolved { writer, reader } => {
-                let envelope = avro::decode_resolved(&writer, reader, datum).map_err(|error| {
-                    let detail = format!("{} (resolved as v{}): {error}", reader.record_name(), reader.version);
-                    rejected(avro_reason(&error), &detail)
-                })?;
-                validate(&envelope).map_err(|e| rejected(Reason::InvalidEvent, &e))?;
-                Ok(Decoded {
-                    envelope,
-                    upcast_from: (!reader.is_current()).then_some(reader.version),
-                })
-            }
+            Writer::Resolved { writer, reader } => Ok(Decoded {
+                envelope: checked(
+                    avro::decode_resolved(&writer, reader, datum),
+                    format_args!("{} read as v{}", reader.record_name(), reader.version),
+                )?,
+                upcast_from: (!reader.is_current()).then_some(reader.version),
+            }),
             Writer::Unknown(file) => Err(rejected(
                 Reason::InvalidEvent,
                 &format!(
@@ -383,10 +379,19 @@ pub fn decode_older(
     reader: Option<&SchemaFile>,
     datum: &[u8],
 ) -> Result<Envelope, DecodeError> {
-    let envelope = avro::decode_version(file, reader, datum).map_err(|error| {
-        let detail = format!("{} v{}: {error}", file.event_type.name(), file.version);
-        rejected(avro_reason(&error), &detail)
-    })?;
+    checked(
+        avro::decode_version(file, reader, datum),
+        format_args!("{} v{}", file.event_type.name(), file.version),
+    )
+}
+
+/// A decoded event, validated; a decoding error says what was being read (`context`).
+fn checked(
+    decoded: avro::Result<Envelope>,
+    context: std::fmt::Arguments<'_>,
+) -> Result<Envelope, DecodeError> {
+    let envelope =
+        decoded.map_err(|error| rejected(avro_reason(&error), &format!("{context}: {error}")))?;
     validate(&envelope).map_err(|e| rejected(Reason::InvalidEvent, &e))?;
     Ok(envelope)
 }
