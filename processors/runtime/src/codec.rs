@@ -436,6 +436,36 @@ pub fn decode_value(record_name: &str, value: &Value) -> Result<Envelope, Decode
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    /// How a process reads each OrderPlaced version, given what it knows.
+    #[rstest]
+    #[case::everything_known("", 3, "current")]
+    #[case::an_older_version("", 1, "upcast from v1")]
+    #[case::the_middle_one("", 2, "upcast from v2")]
+    #[case::a_v1_release_reads_v1("OrderPlaced=1", 1, "upcast from v1")]
+    #[case::a_v1_release_resolves_v2_into_v1("OrderPlaced=1", 2, "v2 resolved as v1")]
+    #[case::a_v1_release_cannot_read_the_new_record("OrderPlaced=1", 3, "unknown")]
+    #[case::a_v2_release_cannot_read_the_new_record("OrderPlaced=2", 3, "unknown")]
+    fn each_version_is_read_by_what_the_process_knows(
+        #[case] known: &str,
+        #[case] version: u32,
+        #[case] expected: &str,
+    ) {
+        let pins = Pins::parse(known, known).unwrap();
+        let file = catalog::find(EventType::OrderPlaced, version).unwrap();
+        let read = match writer_for(file, &pins) {
+            Writer::Current(_) => "current".to_owned(),
+            Writer::Catalog { file, reader: None } => format!("upcast from v{}", file.version),
+            Writer::Catalog {
+                file,
+                reader: Some(reader),
+            } => format!("v{} resolved as v{}", file.version, reader.version),
+            Writer::Unknown(_) => "unknown".to_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(read, expected);
+    }
 
     #[test]
     fn framing_is_checked_before_any_lookup() {
