@@ -13,8 +13,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use troupe_e2e::{assert_every_outcome, get_json, Saga, Snapshot, SERVICES, TIMERS};
 use troupe_events::catalog::{self, SCHEMAS};
@@ -54,7 +54,6 @@ async fn every_corpus_payload_decodes_through_the_registry() {
         &stack().schema_registry_url,
         &Topics::with_prefix(prefix.clone()),
     );
-    let http = reqwest::Client::new();
     for file in SCHEMAS {
         let path = repo_root()
             .join("schemas/corpus")
@@ -62,21 +61,8 @@ async fn every_corpus_payload_decodes_through_the_registry() {
         let entry: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         // The stored schema, registered as its producer registered it; the registry picks the id.
         let subject = format!("{prefix}{}-{}", file.event_type.topic(), file.record_name());
-        let registered: Value = http
-            .post(format!(
-                "{}/subjects/{subject}/versions",
-                stack().schema_registry_url
-            ))
-            .json(&json!({ "schema": entry["schema"].to_string() }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = registered["id"].as_u64().expect("an id") as u32;
-        let mut message = unhex(entry["message_hex"].as_str().unwrap());
-        message[1..5].copy_from_slice(&id.to_be_bytes());
+        let stored = unhex(entry["message_hex"].as_str().unwrap());
+        let message = framed(&subject, &entry["schema"], &stored[5..]).await;
 
         let decoded = codec
             .decode_message(Some(&message))
@@ -461,11 +447,7 @@ async fn a_rolling_upgrade_consumers_then_producers_dead_letters_nothing() {
 
 /// The dead letters on the saga's dead-letter topic: (reason, processor, error) headers.
 fn dead_letter_headers(saga: &Saga) -> Vec<(String, String, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_bootstrap)
-        .set("group.id", format!("{}-dlq", saga.id))
-        .create()
-        .unwrap();
+    let consumer = saga.reader();
     let topic = format!("{}{}", saga.prefix, topics::DEADLETTER);
     let mut assignment = TopicPartitionList::new();
     assignment

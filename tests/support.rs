@@ -117,18 +117,6 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     (status, body)
 }
 
-/// Polls `done` every 100 ms until it holds (true) or `timeout` passes (false).
-async fn wait_until_or_none(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    done()
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -332,7 +320,7 @@ impl Saga {
     }
 
     /// Stops instance `number` of `service` as Kubernetes does: SIGTERM, then waits for it to
-    /// exit (SIGKILL after 30 s, which fails the test).
+    /// exit (not within 30 s fails the test, and the saga's drop kills it).
     pub async fn stop(&self, service: &str, number: usize) {
         let pid = {
             let instances = self.instances.lock().unwrap();
@@ -347,19 +335,19 @@ impl Saga {
             .status()
             .expect("kill");
         assert!(status.success(), "kill -TERM {pid}");
-        let exited = wait_until_or_none(Duration::from_secs(30), || {
-            let mut instances = self.instances.lock().unwrap();
-            let instance = instances
-                .iter_mut()
-                .find(|i| i.service == service && i.number == number)
-                .expect("instance");
-            matches!(instance.child.try_wait(), Ok(Some(_)))
-        })
+        wait_until(
+            &format!("{service}-{number} to stop after SIGTERM"),
+            Duration::from_secs(30),
+            || async {
+                let mut instances = self.instances.lock().unwrap();
+                let instance = instances
+                    .iter_mut()
+                    .find(|i| i.service == service && i.number == number)
+                    .expect("instance");
+                matches!(instance.child.try_wait(), Ok(Some(_))).then_some(())
+            },
+        )
         .await;
-        if !exited {
-            self.kill9(service, number);
-            panic!("{service}-{number} did not stop within 30 s of SIGTERM");
-        }
     }
 
     /// Kills instance `number` of `service` with SIGKILL: no shutdown, no flush.
@@ -540,7 +528,8 @@ impl Saga {
         .await;
     }
 
-    fn reader(&self) -> BaseConsumer {
+    /// A consumer outside any group of the saga's, for reading its topics by assignment.
+    pub fn reader(&self) -> BaseConsumer {
         ClientConfig::new()
             .set("bootstrap.servers", &stack().kafka_bootstrap)
             .set("group.id", format!("{}-reader", self.id))

@@ -108,10 +108,16 @@ fn parsed() -> &'static [Parsed] {
 }
 
 /// The version producers write for an event type: the newest.
+///
+/// Looked up in a table built once: every encode asks.
 pub fn current(event_type: EventType) -> &'static SchemaFile {
-    versions(event_type)
-        .last()
-        .expect("every event type has a schema")
+    static CURRENT: OnceLock<Vec<&'static SchemaFile>> = OnceLock::new();
+    CURRENT.get_or_init(|| {
+        EventType::ALL
+            .into_iter()
+            .map(|t| versions(t).last().expect("every event type has a schema"))
+            .collect()
+    })[event_type.index()]
 }
 
 /// Every version of an event type, oldest first.

@@ -118,6 +118,8 @@ struct Inner {
     decoder: AvroDecoder,
     settings: SrSettings,
     pins: Pins,
+    /// The schema each event type is written with, indexed by [`EventType::index`].
+    writes: Vec<&'static SchemaFile>,
     /// One subject strategy per event type, for the version it writes, built once, indexed by
     /// [`EventType::index`].
     strategies: Vec<SubjectNameStrategy>,
@@ -143,10 +145,12 @@ impl Codec {
     /// A codec writing, and knowing, the versions `pins` say.
     pub fn with_pins(registry_url: &str, topics: &Topics, pins: Pins) -> Self {
         let settings = SrSettings::new(registry_url.to_owned());
+        let writes: Vec<&'static SchemaFile> =
+            EventType::ALL.into_iter().map(|t| pins.writes(t)).collect();
         let strategies = EventType::ALL
             .into_iter()
             .map(|event_type| {
-                let schema = pins.writes(event_type);
+                let schema = writes[event_type.index()];
                 let supplied = SuppliedSchema::new(
                     Some(schema.record_name().to_owned()),
                     SchemaType::Avro,
@@ -164,6 +168,7 @@ impl Codec {
                 decoder: AvroDecoder::new(settings.clone()),
                 settings,
                 pins,
+                writes,
                 strategies,
                 write_ids: EventType::ALL.iter().map(|_| OnceLock::new()).collect(),
                 known_ids: RwLock::new(HashMap::new()),
@@ -179,7 +184,7 @@ impl Codec {
     /// pinned).
     pub async fn encode(&self, envelope: &Envelope) -> Result<Vec<u8>, EncodeError> {
         let event_type = envelope.event_type();
-        let file = self.inner.pins.writes(event_type);
+        let file = self.inner.writes[event_type.index()];
         if let Some(id) = self.inner.write_ids[event_type.index()].get() {
             return Ok(encode_direct(*id, file.version, envelope));
         }
