@@ -33,7 +33,7 @@ for service in "${SERVICES[@]}"; do
   else
     # Demo timers: a reservation waits 10 s for payment, a payment review takes 15 s.
     TROUPE_RESERVATION_TTL_MS=10000 TROUPE_PAYMENT_REVIEW_MS=15000 \
-      TROUPE_STATIC_MEMBER_ID=$service-0 TROUPE_INSTANCE=$service-0 \
+      TROUPE_INSTANCE=$service-0 \
       TROUPE_METRICS_LISTEN=127.0.0.1:$port RUST_LOG=${RUST_LOG:-info} \
       TROUPE_READMODEL_COPY=${TROUPE_READMODEL_COPY:-a} \
       setsid nohup "$BIN/troupe-$service" >>"$LOGS/$service.log" 2>&1 </dev/null &

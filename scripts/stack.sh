@@ -1,31 +1,40 @@
 #!/usr/bin/env bash
-# The local stack: a Kafka-protocol broker (tansu), PostgreSQL, troupe-registry, a CQL server
-# (troupe-cql) and Prometheus, all on 127.0.0.1, all state under $TROUPE_HOME (.troupe/).
+# The local stack: Apache Kafka (KRaft, one node), PostgreSQL, troupe-registry, Apache Cassandra
+# (the CQL server standing in for ScyllaDB) and Prometheus, as plain processes on 127.0.0.1, all
+# state under $TROUPE_HOME (.troupe/). Kafka and Cassandra come from Maven Central, PostgreSQL
+# and Prometheus from Debian's packages; all of it is installed on first use.
 #
-#   scripts/stack.sh up       start what is not running (reuses what runs), apply topics.yaml,
-#                             register the schemas, write $TROUPE_HOME/stack.env
-#   scripts/stack.sh down     stop everything started from $TROUPE_HOME and remove its data
-#   scripts/stack.sh status   one line per component; exit 1 unless all run (--quiet: no output)
+#   scripts/stack.sh up            start what is not running (reuses what runs), apply
+#                                  topics.yaml, register the schemas, write $TROUPE_HOME/stack.env
+#   scripts/stack.sh down          stop everything started from $TROUPE_HOME and remove its data
+#   scripts/stack.sh status        one line per component; exit 1 unless all run (--quiet)
+#   scripts/stack.sh stop NAME     stop one server, keeping its data (kafka, postgres, ...)
+#   scripts/stack.sh start NAME    start it again on that data
 #
-# Every knob is an environment variable (see docs/local-stack.md). A failure prints one line
-# naming the component and exits non-zero.
+# TROUPE_STACK_COMPONENTS picks a subset (default: all), for a second stack that needs only a
+# broker and a database, say. Every knob is an environment variable (see docs/local-stack.md). A
+# failure prints one line naming the component and exits non-zero.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TROUPE_HOME=${TROUPE_HOME:-$ROOT/.troupe}
 TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
-TANSU_VERSION=0.6.0
 
 KAFKA_PORT=${TROUPE_KAFKA_PORT:-29092}
+KAFKA_CONTROLLER_PORT=${TROUPE_KAFKA_CONTROLLER_PORT:-29093}
+KAFKA_HEAP=${TROUPE_KAFKA_HEAP:-512m}
 REGISTRY_PORT=${TROUPE_REGISTRY_PORT:-28081}
 POSTGRES_PORT=${TROUPE_POSTGRES_PORT:-25432}
-CQL_PORT=${TROUPE_CQL_PORT:-29042}
+CASSANDRA_PORT=${TROUPE_CASSANDRA_PORT:-29042}
+CASSANDRA_STORAGE_PORT=${TROUPE_CASSANDRA_STORAGE_PORT:-29043}
+CASSANDRA_HEAP=${TROUPE_CASSANDRA_HEAP:-1g}
 PROMETHEUS_PORT=${TROUPE_PROMETHEUS_PORT:-29090}
-START_TIMEOUT=${TROUPE_START_TIMEOUT:-60}
+START_TIMEOUT=${TROUPE_START_TIMEOUT:-90}
 
 RUN=$TROUPE_HOME/run
 LOGS=$TROUPE_HOME/logs
-COMPONENTS=(postgres kafka registry cql prometheus)
+ALL_COMPONENTS=(postgres kafka registry cassandra prometheus)
+read -r -a COMPONENTS <<<"${TROUPE_STACK_COMPONENTS:-${ALL_COMPONENTS[*]}}"
 
 die() {
   echo "stack: $*" >&2
@@ -38,7 +47,7 @@ port_of() {
     postgres) echo "$POSTGRES_PORT" ;;
     kafka) echo "$KAFKA_PORT" ;;
     registry) echo "$REGISTRY_PORT" ;;
-    cql) echo "$CQL_PORT" ;;
+    cassandra) echo "$CASSANDRA_PORT" ;;
     prometheus) echo "$PROMETHEUS_PORT" ;;
     *) cat "$RUN/$1.port" 2>/dev/null || echo "-" ;;
   esac
@@ -79,10 +88,10 @@ wait_healthy() {
 }
 
 ensure_port_free() {
-  local name=$1 port=$2 owner
+  local name=$1 port=$2 variable=${3:-${1^^}_PORT} owner
   if port_open "$port"; then
     owner=$(port_owner "$port")
-    die "$name: port $port is already in use${owner:+ by $owner}; stop it or set TROUPE_${name^^}_PORT"
+    die "$name: port $port is already in use${owner:+ by $owner}; stop it or set TROUPE_$variable"
   fi
 }
 
@@ -162,33 +171,128 @@ pg_pid() {
   kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-install_tansu() {
-  local tansu=$TOOLS/bin/tansu
-  if [[ -x $tansu ]] && "$tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-    return
+# --- the JVM servers: Apache Kafka and Apache Cassandra, from Maven Central ----------------
+
+java_bin() {
+  if [[ -n ${TROUPE_JAVA:-} ]]; then
+    echo "$TROUPE_JAVA"
+  elif [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    echo "$JAVA_HOME/bin/java"
+  else
+    command -v java
   fi
-  say "building tansu $TANSU_VERSION from crates.io into $TOOLS (first run only: about 20 minutes on 2 cores)"
-  mkdir -p "$TOOLS"
-  cargo install --locked --quiet --root "$TOOLS" tansu --version "$TANSU_VERSION" \
-    --no-default-features --features dynostore >>"$LOGS/install-tansu.log" 2>&1 ||
-    die "kafka: install failed (cargo install tansu $TANSU_VERSION): $(tail -n 1 "$LOGS/install-tansu.log")"
+}
+
+ensure_jdk() {
+  local name=$1
+  if ! java_bin >/dev/null; then
+    apt_install "$name" openjdk-17-jre-headless
+  fi
+  command -v mvn >/dev/null || apt_install "$name" maven
+}
+
+# Resolves scripts/servers/<name>/pom.xml into a folder of jars under $TOOLS, once per version of
+# that pom (its hash names the folder), and prints the folder.
+install_server() {
+  local name=$1 pom=$ROOT/scripts/servers/$1/pom.xml key dir
+  key=$(sha256sum "$pom" | cut -c1-12)
+  dir=$TOOLS/$name-$key
+  if [[ ! -f $dir/complete ]]; then
+    ensure_jdk "$name"
+    say "fetching $name from Maven Central into $dir (first run only)" >&2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$pom" "$dir/pom.xml"
+    (cd "$dir" && mvn -B -q -Dmaven.repo.local="$TOOLS/m2" -Dlibdir="$dir/lib" package) \
+      >>"$LOGS/install-$name.log" 2>&1 ||
+      die "$name: fetching from Maven Central failed (mvn package $pom): $(grep -m1 ERROR "$LOGS/install-$name.log" || tail -n 1 "$LOGS/install-$name.log")"
+    rm -rf "$dir/target"
+    touch "$dir/complete"
+  fi
+  echo "$dir/lib"
+}
+
+# Copies a template from scripts/servers/, replacing @NAME@ placeholders by the given values.
+render() {
+  local from=$1 to=$2 script=()
+  shift 2
+  while (($#)); do
+    script+=(-e "s|@$1@|$2|g")
+    shift 2
+  done
+  sed "${script[@]}" "$ROOT/scripts/servers/$from" >"$to"
+}
+
+# A Kafka cluster id: 16 random bytes, base64url without padding (what `kafka-storage.sh
+# random-uuid` prints), made here to save a JVM start.
+kafka_cluster_id() {
+  python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+}
+
+kafka_started() {
+  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$LOGS/kafka.log"
 }
 
 up_kafka() {
-  local pid
+  local pid lib dir=$TROUPE_HOME/kafka java
   if pid=$(live_pid kafka) && port_open "$KAFKA_PORT"; then
-    say "kafka      reusing pid $pid on 127.0.0.1:$KAFKA_PORT (tansu, memory engine)"
+    say "kafka      reusing pid $pid on 127.0.0.1:$KAFKA_PORT"
     return
   fi
-  ensure_port_free kafka "$KAFKA_PORT"
-  install_tansu
-  start_bg kafka "$TOOLS/bin/tansu" broker \
-    --cluster-id troupe-local \
-    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "memory://tansu/"
-  wait_healthy kafka "port_open $KAFKA_PORT"
-  say "kafka      started on 127.0.0.1:$KAFKA_PORT (tansu $TANSU_VERSION, memory engine)"
+  ensure_port_free kafka "$KAFKA_PORT" KAFKA_PORT
+  ensure_port_free kafka "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
+  lib=$(install_server kafka)
+  java=$(java_bin)
+  mkdir -p "$dir/data"
+  render kafka/server.properties "$dir/server.properties" \
+    PORT "$KAFKA_PORT" CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT" DATA "$dir/data"
+  # Format once; a stopped broker starts again on the data it had (`stop kafka`, `start kafka`).
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    "$java" -Xmx256m -cp "$lib/*" -Dlog4j2.configurationFile="$ROOT/scripts/servers/kafka/log4j2.yaml" \
+      kafka.tools.StorageTool format -t "$(kafka_cluster_id)" -c "$dir/server.properties" \
+      >>"$LOGS/kafka-format.log" 2>&1 ||
+      die "kafka: formatting $dir/data failed: $(last_log_line kafka-format)"
+  fi
+  # The flags of Kafka's own launch script (G1, short pauses), with an explicit heap.
+  start_bg kafka "$java" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" \
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/scripts/servers/kafka/log4j2.yaml" \
+    -Dkafka.logs.dir="$LOGS" \
+    -cp "$lib/*" kafka.Kafka "$dir/server.properties"
+  wait_healthy kafka kafka_started
+  say "kafka      started on 127.0.0.1:$KAFKA_PORT (Apache Kafka, KRaft, heap $KAFKA_HEAP)"
+}
+
+up_cassandra() {
+  local pid lib dir=$TROUPE_HOME/cassandra java options
+  if pid=$(live_pid cassandra) && port_open "$CASSANDRA_PORT"; then
+    say "cassandra  reusing pid $pid on 127.0.0.1:$CASSANDRA_PORT"
+    return
+  fi
+  ensure_port_free cassandra "$CASSANDRA_PORT" CASSANDRA_PORT
+  ensure_port_free cassandra "$CASSANDRA_STORAGE_PORT" CASSANDRA_STORAGE_PORT
+  lib=$(install_server cassandra)
+  java=$(java_bin)
+  mkdir -p "$dir/conf" "$dir/data"
+  render cassandra/cassandra.yaml "$dir/conf/cassandra.yaml" \
+    PORT "$CASSANDRA_PORT" STORAGE_PORT "$CASSANDRA_STORAGE_PORT" DATA "$dir/data"
+  mapfile -t options < <(grep '^-' "$ROOT/scripts/servers/cassandra/jvm17.options")
+  # No gossip to wait for on one node: the ring settles at once.
+  start_bg cassandra "$java" -Xms"$CASSANDRA_HEAP" -Xmx"$CASSANDRA_HEAP" \
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=300 -XX:+ParallelRefProcEnabled -XX:+ExitOnOutOfMemoryError \
+    "${options[@]}" \
+    -javaagent:"$(ls "$lib"/jamm-*.jar | head -n 1)" \
+    -Dcassandra.config="file://$dir/conf/cassandra.yaml" \
+    -Dcassandra-foreground=yes \
+    -Dcassandra.storagedir="$dir/data" \
+    -Dcassandra.logdir="$LOGS" \
+    -Dlogback.configurationFile="$ROOT/scripts/servers/cassandra/logback.xml" \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 \
+    -Dcassandra.ring_delay_ms=100 \
+    -cp "$dir/conf:$lib/*" org.apache.cassandra.service.CassandraDaemon
+  wait_healthy cassandra "port_open $CASSANDRA_PORT"
+  say "cassandra  started on 127.0.0.1:$CASSANDRA_PORT (Apache Cassandra, CQL v4, heap $CASSANDRA_HEAP)"
 }
 
 target_dir() {
@@ -203,7 +307,7 @@ build_binaries() {
     return
   fi
   say "building troupe binaries (cargo build)"
-  (cd "$ROOT" && cargo build --quiet -p troupe-registry -p troupe-cql -p troupe-cli) \
+  (cd "$ROOT" && cargo build --quiet -p troupe-registry -p troupe-cli) \
     >>"$LOGS/build.log" 2>&1 || die "build: cargo build failed: $(grep -m1 '^error' "$LOGS/build.log" || tail -n 1 "$LOGS/build.log")"
   BIN=$(target_dir)/debug
 }
@@ -221,19 +325,6 @@ up_registry() {
     start_bg registry "$BIN/troupe-registry"
   wait_healthy registry "curl -fsS http://127.0.0.1:$REGISTRY_PORT/health"
   say "registry   started on http://127.0.0.1:$REGISTRY_PORT (troupe-registry)"
-}
-
-up_cql() {
-  local pid
-  if pid=$(live_pid cql) && port_open "$CQL_PORT"; then
-    say "cql        reusing pid $pid on 127.0.0.1:$CQL_PORT"
-    return
-  fi
-  ensure_port_free cql "$CQL_PORT"
-  build_binaries
-  TROUPE_CQL_LISTEN=127.0.0.1:$CQL_PORT start_bg cql "$BIN/troupe-cql"
-  wait_healthy cql "port_open $CQL_PORT"
-  say "cql        started on 127.0.0.1:$CQL_PORT (troupe-cql, in memory)"
 }
 
 write_prometheus_config() {
@@ -285,10 +376,8 @@ export TROUPE_HOME=$TROUPE_HOME
 export TROUPE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 export TROUPE_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 export TROUPE_POSTGRES_URL=postgres://troupe@127.0.0.1:$POSTGRES_PORT
-export TROUPE_SCYLLA_NODES=127.0.0.1:$CQL_PORT
+export TROUPE_SCYLLA_NODES=127.0.0.1:$CASSANDRA_PORT
 export TROUPE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
-# tansu holds every fetch for about fetch.wait.max.ms even when data waits (docs/benchmarks.md).
-export TROUPE_KAFKA_FETCH_WAIT_MS=10
 EOF
   mv "$TROUPE_HOME/stack.env.tmp" "$TROUPE_HOME/stack.env"
 }
@@ -308,52 +397,91 @@ apply_topology() {
   say "topology   topics.yaml applied, schemas registered (details: $LOGS/topology.log)"
 }
 
+selected() { [[ " ${COMPONENTS[*]} " == *" $1 "* ]]; }
+
 cmd_up() {
   mkdir -p "$RUN" "$LOGS"
-  up_postgres
-  up_kafka
-  up_registry
-  up_cql
-  up_prometheus
+  local name
+  for name in "${ALL_COMPONENTS[@]}"; do
+    selected "$name" && "up_$name"
+  done
   write_env
-  apply_topology
+  if selected kafka && selected registry; then apply_topology; fi
   say "stack is up; addresses in $TROUPE_HOME/stack.env"
 }
 
 stop_pid() {
   local name=$1 pid=$2 deadline
   kill -TERM "$pid" 2>/dev/null || return 0
-  deadline=$((SECONDS + 15))
+  deadline=$((SECONDS + 30))
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
     kill -KILL "$pid" 2>/dev/null || true
-    say "$name: did not stop within 15s; killed"
+    say "$name: did not stop within 30s; killed"
   fi
+}
+
+stop_postgres() {
+  local pid bin data=$TROUPE_HOME/postgres
+  pid=$(pg_pid) || return 0
+  bin=$(pg_bin) || { stop_pid postgres "$pid"; return 0; }
+  if as_root; then
+    runuser -u postgres -- "$bin/pg_ctl" -D "$(readlink -f "$data")" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres "$pid"
+  else
+    "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres "$pid"
+  fi
+}
+
+# Stops one component, keeping its data: SIGTERM (Kafka shuts down in a controlled way,
+# Cassandra drains), SIGKILL after 30 s.
+stop_component() {
+  local name=$1 pid
+  if [[ $name == postgres ]]; then
+    stop_postgres
+  elif pid=$(live_pid "$name"); then
+    stop_pid "$name" "$pid"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+cmd_stop() {
+  local name=${1:-}
+  [[ " ${ALL_COMPONENTS[*]} " == *" $name "* ]] || die "usage: scripts/stack.sh stop ${ALL_COMPONENTS[*]// /|}"
+  stop_component "$name"
+  say "$name stopped; its data is kept (scripts/stack.sh start $name)"
+}
+
+cmd_start() {
+  local name=${1:-}
+  [[ " ${ALL_COMPONENTS[*]} " == *" $name "* ]] || die "usage: scripts/stack.sh start ${ALL_COMPONENTS[*]// /|}"
+  mkdir -p "$RUN" "$LOGS"
+  "up_$name"
 }
 
 cmd_down() {
   [[ -d $TROUPE_HOME ]] || { say "nothing to stop"; return; }
-  local file name pid bin data=$TROUPE_HOME/postgres
+  local file name pid data=$TROUPE_HOME/postgres
   # Processors and anything else started from this stack first, then the servers.
   for file in "$RUN"/*.pid; do
     [[ -f $file ]] || continue
     name=$(basename "$file" .pid)
-    [[ " ${COMPONENTS[*]} " == *" $name "* ]] && continue
+    [[ " ${ALL_COMPONENTS[*]} " == *" $name "* ]] && continue
     if pid=$(live_pid "$name"); then stop_pid "$name" "$pid"; fi
   done
-  for name in prometheus cql registry kafka; do
-    if pid=$(live_pid "$name"); then stop_pid "$name" "$pid"; fi
-  done
-  if pid=$(pg_pid) && bin=$(pg_bin); then
-    if as_root; then
-      runuser -u postgres -- "$bin/pg_ctl" -D "$(readlink -f "$data")" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres "$pid"
-    else
-      "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || stop_pid postgres "$pid"
+  for name in prometheus cassandra registry kafka; do
+    # Their data goes too, so a clean shutdown buys nothing: Kafka and Cassandra are killed.
+    if pid=$(live_pid "$name"); then
+      case $name in
+        kafka | cassandra) kill -KILL "$pid" 2>/dev/null || true ;;
+        *) stop_pid "$name" "$pid" ;;
+      esac
     fi
-  fi
+  done
+  stop_postgres
   [[ -f $data/server.log ]] && cat "$data/server.log" >>"$LOGS/postgres.log"
   [[ -L $data ]] && rm -rf "$(readlink -f "$data")"
-  rm -rf "$RUN" "$data" "$TROUPE_HOME/prometheus" "$TROUPE_HOME/stack.env"
+  rm -rf "$RUN" "$data" "$TROUPE_HOME/kafka" "$TROUPE_HOME/cassandra" "$TROUPE_HOME/prometheus" \
+    "$TROUPE_HOME/stack.env"
   say "stack is down; logs kept in $LOGS"
 }
 
@@ -376,7 +504,7 @@ cmd_status() {
   for file in "$RUN"/*.pid; do
     [[ -f $file ]] || continue
     name=$(basename "$file" .pid)
-    [[ " ${COMPONENTS[*]} " == *" $name "* ]] && continue
+    [[ " ${ALL_COMPONENTS[*]} " == *" $name "* ]] && continue
     pid=$(live_pid "$name" || true)
     if [[ -n $pid ]]; then state=running; else state=stopped; fi
     say "$(printf '%-12s %-23s %-8s %s' "$name" "metrics :$(port_of "$name")" "${pid:--}" "$state")"
@@ -391,7 +519,9 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) die "usage: scripts/stack.sh up|down|status [--quiet]" ;;
+    stop) cmd_stop "${2:-}" ;;
+    start) cmd_start "${2:-}" ;;
+    *) die "usage: scripts/stack.sh up|down|status [--quiet] | stop NAME | start NAME" ;;
   esac
 }
 

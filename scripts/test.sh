@@ -7,6 +7,15 @@ cd "$ROOT"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The test runner: its config (.config/nextest.toml) limits how many saga tests run at once.
+NEXTEST_VERSION=0.9.151
+TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
+export PATH=$TOOLS/bin:$PATH
+if ! cargo nextest --version 2>/dev/null | grep -q "cargo-nextest $NEXTEST_VERSION"; then
+  step "installing cargo-nextest $NEXTEST_VERSION into $TOOLS (first run only: about 8 minutes on 2 cores)"
+  cargo install --locked --quiet --root "$TOOLS" cargo-nextest --version "$NEXTEST_VERSION"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -28,8 +37,4 @@ step "troupe schemas check (against the registry)"
 "${CARGO_TARGET_DIR:-$ROOT/target}/debug/troupe" schemas check
 
 step "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
+cargo nextest run --workspace --locked --no-fail-fast

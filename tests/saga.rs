@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use troupe_e2e::{assert_every_outcome, Saga, TIMERS};
+use troupe_e2e::{assert_every_outcome, metric_sum, Saga, TIMERS};
 use troupe_events::{samples, topics, EventType};
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::{KafkaConfig, RegistryConfig};
@@ -116,13 +116,6 @@ async fn duplicate_deliveries_change_nothing() {
         duplicates >= 400,
         "the inboxes skipped only {duplicates} duplicates"
     );
-}
-
-fn metric_sum(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,80 +1,24 @@
-//! The local stack's own behaviour: start, reuse, clear errors, clean shutdown.
+//! The local stack's own behaviour: start, reuse, clear errors, a broker that keeps its data
+//! across a restart, clean shutdown.
 //!
-//! Each test runs a second stack in its own `TROUPE_HOME` on free ports, so it never touches the
-//! stack the other tests use.
+//! Each test runs a second stack in its own `TROUPE_HOME` on free ports ([`PrivateStack`]), so
+//! it never touches the stack the other tests use.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use troupe_e2e::TempDir;
-use troupe_testkit::{binary, parse_env_file, repo_root};
-
-const COMPONENTS: [&str; 5] = ["postgres", "kafka", "registry", "cql", "prometheus"];
-
-struct TestStack {
-    home: TempDir,
-    ports: BTreeMap<&'static str, u16>,
-    tools: Option<PathBuf>,
-}
-
-impl TestStack {
-    fn new() -> Self {
-        // Hold every listener until all ports are chosen, so no two are the same.
-        let listeners: Vec<TcpListener> = COMPONENTS
-            .iter()
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports = COMPONENTS
-            .iter()
-            .zip(&listeners)
-            .map(|(name, l)| (*name, l.local_addr().unwrap().port()))
-            .collect();
-        Self {
-            home: TempDir::new("stack"),
-            ports,
-            tools: None,
-        }
-    }
-
-    fn run(&self, verb: &str) -> Output {
-        let bin_dir = binary("troupe").parent().unwrap().to_owned();
-        let mut command = Command::new("bash");
-        command
-            .arg(repo_root().join("scripts/stack.sh"))
-            .arg(verb)
-            .env("TROUPE_HOME", self.home.path())
-            .env("TROUPE_BIN_DIR", bin_dir)
-            .env("TROUPE_START_TIMEOUT", "30");
-        for (name, port) in &self.ports {
-            command.env(
-                format!("TROUPE_{}_PORT", name.to_uppercase()),
-                port.to_string(),
-            );
-        }
-        if let Some(tools) = &self.tools {
-            command.env("TROUPE_TOOLS_DIR", tools);
-        }
-        command.output().expect("run scripts/stack.sh")
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        let file = self.home.path().join("run").join(format!("{name}.pid"));
-        std::fs::read_to_string(file).ok()?.trim().parse().ok()
-    }
-
-    fn env(&self) -> BTreeMap<String, String> {
-        parse_env_file(&std::fs::read_to_string(self.home.path().join("stack.env")).unwrap())
-    }
-}
-
-impl Drop for TestStack {
-    fn drop(&mut self) {
-        let _ = self.run("down");
-    }
-}
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+use troupe_e2e::private_stack::COMPONENTS;
+use troupe_e2e::{text, PrivateStack, TempDir};
+use troupe_testkit::{binary, repo_root};
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -86,22 +30,11 @@ fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 fn up_starts_everything_up_again_reuses_and_down_cleans_up() {
-    let stack = TestStack::new();
-    let up = stack.run("up");
-    assert!(up.status.success(), "up failed:\n{}", text(&up));
-
-    let status = stack.run("status");
-    assert!(status.status.success(), "status:\n{}", text(&status));
+    let stack = PrivateStack::new(None);
+    stack.must("up");
+    stack.must("status");
     let pids: BTreeMap<&str, u32> = COMPONENTS
         .iter()
         .map(|&name| {
@@ -119,25 +52,26 @@ fn up_starts_everything_up_again_reuses_and_down_cleans_up() {
     }
 
     let env = stack.env();
+    let port = |name: &str| stack.ports[name];
     assert_eq!(
         env["TROUPE_KAFKA_BOOTSTRAP"],
-        format!("127.0.0.1:{}", stack.ports["kafka"])
+        format!("127.0.0.1:{}", port("kafka"))
     );
     assert_eq!(
         env["TROUPE_SCHEMA_REGISTRY_URL"],
-        format!("http://127.0.0.1:{}", stack.ports["registry"])
+        format!("http://127.0.0.1:{}", port("registry"))
     );
     assert_eq!(
         env["TROUPE_POSTGRES_URL"],
-        format!("postgres://troupe@127.0.0.1:{}", stack.ports["postgres"])
+        format!("postgres://troupe@127.0.0.1:{}", port("postgres"))
     );
     assert_eq!(
         env["TROUPE_SCYLLA_NODES"],
-        format!("127.0.0.1:{}", stack.ports["cql"])
+        format!("127.0.0.1:{}", port("cassandra"))
     );
     assert_eq!(
         env["TROUPE_PROMETHEUS_URL"],
-        format!("http://127.0.0.1:{}", stack.ports["prometheus"])
+        format!("http://127.0.0.1:{}", port("prometheus"))
     );
 
     // topics.yaml was applied to this stack's broker.
@@ -150,12 +84,7 @@ fn up_starts_everything_up_again_reuses_and_down_cleans_up() {
     assert!(check.status.success(), "topics check:\n{}", text(&check));
 
     // Up again: nothing restarts.
-    let again = stack.run("up");
-    assert!(
-        again.status.success(),
-        "second up failed:\n{}",
-        text(&again)
-    );
+    let again = stack.must("up");
     let out = text(&again);
     for name in COMPONENTS {
         let reused = out
@@ -165,8 +94,7 @@ fn up_starts_everything_up_again_reuses_and_down_cleans_up() {
         assert_eq!(stack.pid(name), Some(pids[name]), "{name} restarted");
     }
 
-    let down = stack.run("down");
-    assert!(down.status.success(), "down failed:\n{}", text(&down));
+    stack.must("down");
     for (name, pid) in &pids {
         assert!(!alive(*pid), "{name} still runs after down");
         assert!(
@@ -174,46 +102,53 @@ fn up_starts_everything_up_again_reuses_and_down_cleans_up() {
             "{name} still listens after down"
         );
     }
-    assert!(!stack.home.path().join("stack.env").exists());
-    assert!(!stack.home.path().join("run").exists());
-    assert!(!stack.home.path().join("postgres").exists());
+    for gone in ["stack.env", "run", "postgres", "kafka", "cassandra"] {
+        assert!(
+            !stack.home().join(gone).exists(),
+            "{gone} is left after down"
+        );
+    }
     let status = stack.run("status");
     assert!(!status.status.success(), "status after down should fail");
 }
 
 #[test]
 fn a_taken_port_is_one_line_naming_the_component() {
-    let stack = TestStack::new();
-    let squatter = TcpListener::bind(("127.0.0.1", stack.ports["kafka"])).unwrap();
-    let up = stack.run("up");
-    assert!(!up.status.success(), "up should fail:\n{}", text(&up));
-    let stderr = String::from_utf8_lossy(&up.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line expected:\n{stderr}");
-    assert!(lines[0].starts_with("stack: kafka: port "), "{}", lines[0]);
-    assert!(
-        lines[0].contains(&stack.ports["kafka"].to_string()),
-        "{}",
-        lines[0]
-    );
-    assert!(lines[0].contains("already in use"), "{}", lines[0]);
-    drop(squatter);
+    let stack = PrivateStack::new(Some("kafka"));
+    for (port, variable) in [
+        (stack.ports["kafka"], "TROUPE_KAFKA_PORT"),
+        (
+            stack.ports["kafka_controller"],
+            "TROUPE_KAFKA_CONTROLLER_PORT",
+        ),
+    ] {
+        let squatter = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let up = stack.run("up");
+        assert!(!up.status.success(), "up should fail:\n{}", text(&up));
+        let stderr = String::from_utf8_lossy(&up.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line expected:\n{stderr}");
+        assert!(lines[0].starts_with("stack: kafka: port "), "{}", lines[0]);
+        assert!(lines[0].contains(&port.to_string()), "{}", lines[0]);
+        assert!(lines[0].contains("already in use"), "{}", lines[0]);
+        assert!(lines[0].ends_with(variable), "{}", lines[0]);
+        drop(squatter);
+    }
 }
 
 #[test]
 fn a_server_that_dies_at_start_is_reported_with_its_last_words() {
-    let mut stack = TestStack::new();
-    // A stand-in broker that passes the version check and then dies.
-    let tools = TempDir::new("tools");
-    std::fs::create_dir_all(tools.path().join("bin")).unwrap();
-    let fake = tools.path().join("bin/tansu");
+    let mut stack = PrivateStack::new(Some("kafka"));
+    // A stand-in JVM that formats the broker's storage and then dies when the broker starts.
+    let tools = TempDir::new("java");
+    let fake = tools.path().join("java");
     std::fs::write(
         &fake,
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'tansu 0.6.0'; exit 0; fi\necho 'error: storage engine exploded' >&2\nexit 3\n",
+        "#!/bin/sh\ncase \"$*\" in *StorageTool*) exit 0 ;; esac\necho 'error: storage engine exploded' >&2\nexit 3\n",
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    stack.tools = Some(tools.path().to_owned());
+    stack.java = Some(fake);
 
     let up = stack.run("up");
     assert!(!up.status.success(), "up should fail:\n{}", text(&up));
@@ -224,4 +159,51 @@ fn a_server_that_dies_at_start_is_reported_with_its_last_words() {
         lines[0],
         "stack: kafka: exited during start-up: error: storage engine exploded"
     );
+}
+
+#[test]
+fn the_broker_keeps_its_data_across_a_stop_and_start() {
+    let stack = PrivateStack::new(Some("kafka"));
+    let bootstrap = stack.up().kafka_bootstrap;
+    let config = |extra: &[(&str, &str)]| {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &bootstrap);
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config
+    };
+    // The stack's broker creates no topic by itself.
+    let admin: AdminClient<DefaultClientContext> = config(&[]).create().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let created = runtime
+        .block_on(admin.create_topics(
+            [&NewTopic::new("kept", 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        config(&[("acks", "all")]).create().unwrap();
+    for i in 0..100 {
+        let payload = format!("message {i}");
+        producer
+            .send(BaseRecord::<(), _>::to("kept").payload(&payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    drop(producer);
+    let pid = stack.pid("kafka").unwrap();
+
+    stack.must("stop kafka");
+    assert!(!alive(pid), "the broker still runs after stop");
+    assert!(stack.home().join("kafka/data/meta.properties").exists());
+    stack.must("start kafka");
+    assert_ne!(stack.pid("kafka"), Some(pid), "a new broker process");
+
+    let consumer: BaseConsumer = config(&[("group.id", "kept-reader")]).create().unwrap();
+    let (low, high) = consumer
+        .fetch_watermarks("kept", 0, Duration::from_secs(30))
+        .unwrap();
+    assert_eq!((low, high), (0, 100), "the log after a restart");
 }

@@ -17,8 +17,11 @@ use troupe_runtime::codec::{Codec, DecodeError, Decoded};
 use troupe_runtime::config::{with_database, KafkaConfig};
 use troupe_runtime::lag::LagProbe;
 use troupe_runtime::topics::Topics;
-use troupe_testkit::{binary, repo_root, stack, unique, wait_until};
+use troupe_testkit::{binary, repo_root, stack, unique, wait_until, Stack};
 use uuid::Uuid;
+
+pub mod private_stack;
+pub use private_stack::{text, PrivateStack};
 
 /// A directory removed on drop.
 #[derive(Debug)]
@@ -85,6 +88,8 @@ struct Instance {
 /// A whole saga deployment for one test.
 pub struct Saga {
     pub id: String,
+    /// The servers this saga runs against: the shared local stack, or a private one.
+    pub stack: Stack,
     pub prefix: String,
     logs: TempDir,
     env: Vec<(String, String)>,
@@ -107,6 +112,14 @@ pub fn header(message: &impl Message, name: &str) -> String {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
         .unwrap_or_default()
+}
+
+/// The sum of every sample of metric `name` in a `/metrics` text.
+pub fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// GETs a JSON document: the status and the body.
@@ -138,7 +151,16 @@ impl Saga {
         settings: &[(&str, &str)],
         per_service: &[(&str, &[(&str, &str)])],
     ) -> Saga {
-        let mut saga = Self::topics_only(settings).await;
+        Self::start_on(stack(), settings, per_service).await
+    }
+
+    /// As [`Saga::start_with`], against `stack` (a [`PrivateStack`]'s, say).
+    pub async fn start_on(
+        stack: &Stack,
+        settings: &[(&str, &str)],
+        per_service: &[(&str, &[(&str, &str)])],
+    ) -> Saga {
+        let mut saga = Self::topics_only_on(stack, settings).await;
         for service in SERVICES {
             let extra = per_service
                 .iter()
@@ -148,7 +170,7 @@ impl Saga {
         }
         for service in SERVICES {
             saga.wait_healthy(service, 0).await;
-            let url = with_database(&stack().postgres_url, &saga.database(service));
+            let url = with_database(&saga.stack.postgres_url, &saga.database(service));
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)
                 .connect(&url)
@@ -162,6 +184,10 @@ impl Saga {
     /// The saga's topics (under a prefix of their own) and environment, and no processor running:
     /// for a projector fed by hand, say.
     pub async fn topics_only(settings: &[(&str, &str)]) -> Saga {
+        Self::topics_only_on(stack(), settings).await
+    }
+
+    async fn topics_only_on(stack: &Stack, settings: &[(&str, &str)]) -> Saga {
         let id = unique("t");
         let prefix = format!("{id}.");
         let topology = Topology::parse(
@@ -170,7 +196,7 @@ impl Saga {
         .expect("valid topics.yaml")
         .prefixed(&prefix);
         let kafka = KafkaConfig {
-            bootstrap: stack().kafka_bootstrap.clone(),
+            bootstrap: stack.kafka_bootstrap.clone(),
             ..KafkaConfig::from_env()
         };
         TopicAdmin::connect(&kafka)
@@ -180,7 +206,7 @@ impl Saga {
             .await
             .expect("create topics");
 
-        let mut env: Vec<(String, String)> = stack()
+        let mut env: Vec<(String, String)> = stack
             .vars()
             .iter()
             .filter(|(k, _)| k.as_str() != "TROUPE_HOME")
@@ -188,11 +214,14 @@ impl Saga {
             .collect();
         env.push(("TROUPE_TOPIC_PREFIX".into(), prefix.clone()));
         env.push(("RUST_LOG".into(), "warn".into()));
+        // A killed instance's partitions move to the survivors after 6 s, not 10.
+        env.push(("TROUPE_KAFKA_SESSION_TIMEOUT_MS".into(), "6000".into()));
         for (k, v) in settings {
             env.push(((*k).into(), (*v).into()));
         }
         Saga {
             id,
+            stack: stack.clone(),
             prefix,
             logs: TempDir::new("saga-logs"),
             env,
@@ -224,9 +253,6 @@ impl Saga {
             .env("TROUPE_DATABASE", self.database(service))
             .env("TROUPE_GROUP_ID", format!("{}-{service}", self.id))
             .env("TROUPE_INSTANCE", format!("{service}-{number}"))
-            // Stable identities, as a StatefulSet gives them: a restarted instance takes its
-            // place back in the group (the local broker needs it; see docs/local-stack.md).
-            .env("TROUPE_STATIC_MEMBER_ID", format!("{service}-{number}"))
             .env("TROUPE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
             .envs(extra.iter().copied())
             .stdout(Stdio::null())
@@ -255,10 +281,6 @@ impl Saga {
             .env_remove("TROUPE_HOME")
             .env("TROUPE_READMODEL_COPY", copy)
             .env("TROUPE_INSTANCE", format!("projector-{number}"))
-            .env(
-                "TROUPE_STATIC_MEMBER_ID",
-                format!("projector-{copy}-{number}"),
-            )
             .env("TROUPE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"));
         if let Some(group) = group {
             command.env("TROUPE_GROUP_ID", group);
@@ -510,7 +532,7 @@ impl Saga {
             .collect();
         let partitions = topics.iter().map(|t| (t.clone(), 6)).collect();
         let probe = LagProbe::new(
-            &stack().kafka_bootstrap,
+            &self.stack.kafka_bootstrap,
             vec![(group.to_owned(), topics)],
             partitions,
         )
@@ -531,7 +553,7 @@ impl Saga {
     /// A consumer outside any group of the saga's, for reading its topics by assignment.
     pub fn reader(&self) -> BaseConsumer {
         ClientConfig::new()
-            .set("bootstrap.servers", &stack().kafka_bootstrap)
+            .set("bootstrap.servers", &self.stack.kafka_bootstrap)
             .set("group.id", format!("{}-reader", self.id))
             .set("enable.auto.commit", "false")
             .create()
@@ -560,7 +582,7 @@ impl Saga {
         }
         consumer.assign(&assignment).unwrap();
         let codec = Codec::new(
-            &stack().schema_registry_url,
+            &self.stack.schema_registry_url,
             &Topics::with_prefix(self.prefix.clone()),
         );
         let mut decoded = Vec::new();

@@ -116,19 +116,14 @@ pub async fn run(command: ReadModelsCommand) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow!(e.0))?;
-            let keyspace = match cql.drop_keyspace().await {
-                Ok(()) => "and keyspace ",
-                // The local CQL server has no DROP; its keyspaces live in memory until the
-                // stack stops (docs/local-stack.md).
-                Err(error) => {
-                    eprintln!(
-                        "troupe: keyspace {} not dropped: {}",
-                        target.database(),
-                        error.0.lines().next().unwrap_or("")
-                    );
-                    ""
-                }
-            };
+            cql.drop_keyspace().await.map_err(|e| {
+                anyhow!(
+                    "database {} dropped, keyspace {} not: {}",
+                    target.database(),
+                    target.database(),
+                    e.0
+                )
+            })?;
             if let Err(error) = TopicAdmin::connect(&KafkaConfig::from_env())
                 .await?
                 .delete_group(&target.group())
@@ -141,7 +136,7 @@ pub async fn run(command: ReadModelsCommand) -> anyhow::Result<()> {
             }
             control::forget(&control, &prefix, &target).await?;
             println!(
-                "dropped copy {name}: database {keyspace}{} removed",
+                "dropped copy {name}: database and keyspace {} removed",
                 target.database()
             );
             Ok(())
@@ -240,10 +235,6 @@ fn spawn_projector(
     let child = Command::new(&binary)
         .env("TROUPE_READMODEL_COPY", copy.name())
         .env("TROUPE_INSTANCE", format!("projector-{}", copy.name()))
-        .env(
-            "TROUPE_STATIC_MEMBER_ID",
-            format!("projector-{}-0", copy.name()),
-        )
         .env_remove("TROUPE_DATABASE")
         .env_remove("TROUPE_GROUP_ID")
         .stdout(Stdio::null())

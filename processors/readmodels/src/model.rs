@@ -240,15 +240,6 @@ impl OrderSummary {
         }
         self
     }
-
-    /// When the order was placed (or requested, before the order service answered).
-    pub fn sort_time(&self) -> i64 {
-        self.steps
-            .get("placed_at")
-            .or_else(|| self.steps.get("requested_at"))
-            .copied()
-            .unwrap_or(self.updated_at)
-    }
 }
 
 /// One entry of an order's timeline.

@@ -106,6 +106,12 @@ async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), Sto
         if fresh == 0 {
             continue;
         }
+        // The row first, so that FOR UPDATE has a row to lock: two projectors of one copy
+        // changing a new sku at once would otherwise both start from nothing.
+        sqlx::query("INSERT INTO stock (sku, available, reserved, sold) VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING")
+            .bind(&change.sku)
+            .execute(&mut *conn)
+            .await?;
         let row =
             sqlx::query("SELECT available, reserved, sold FROM stock WHERE sku = $1 FOR UPDATE")
                 .bind(&change.sku)
@@ -252,9 +258,8 @@ impl ReadStore for PgStore {
         page: usize,
     ) -> Result<Vec<OrderSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM order_summary WHERE customer_id = $1
-             ORDER BY COALESCE((steps->>'placed_at')::bigint, (steps->>'requested_at')::bigint, updated_at) DESC,
-                      order_id
+            "SELECT * FROM order_summary WHERE customer_id = $1 AND steps ? 'requested_at'
+             ORDER BY (steps->>'requested_at')::bigint DESC, order_id
              LIMIT $2 OFFSET $3",
         )
         .bind(customer_id)

@@ -71,7 +71,8 @@ pub trait ReadStore: Send + Sync {
         order_id: Uuid,
     ) -> impl Future<Output = Result<Option<OrderSummary>, StoreError>> + Send;
 
-    /// A customer's orders, newest first (by placement time, then id), `limit` per page.
+    /// A customer's orders, newest first (by the time of the request, then id), `limit` per
+    /// page. An order is listed once its request (PlaceOrder) is applied.
     fn customer_orders(
         &self,
         customer_id: &str,

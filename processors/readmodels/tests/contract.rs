@@ -13,7 +13,11 @@ use troupe_testkit::{stack, unique};
 use uuid::Uuid;
 
 async fn pg_store() -> PgStore {
-    let url = with_database(&stack().postgres_url, &unique("troupe_contract"));
+    pg_store_named(&unique("troupe_contract")).await
+}
+
+async fn pg_store_named(database: &str) -> PgStore {
+    let url = with_database(&stack().postgres_url, database);
     let store = PgStore::new(
         troupe_runtime::db::connect(&url, 4)
             .await
@@ -24,7 +28,11 @@ async fn pg_store() -> PgStore {
 }
 
 async fn cql_store() -> CqlStore {
-    let store = CqlStore::connect(&stack().scylla_nodes, &unique("troupe_contract"))
+    cql_store_named(&unique("troupe_contract")).await
+}
+
+async fn cql_store_named(keyspace: &str) -> CqlStore {
+    let store = CqlStore::connect(&stack().scylla_nodes, keyspace)
         .await
         .expect("cql");
     store.prepare().await.expect("keyspace");
@@ -328,6 +336,90 @@ async fn daily_stats_sum_confirmed_lines_and_count_cancellations<S: ReadStore>(s
     assert_eq!(stats.cancellations[0].orders, 1);
 }
 
+/// Two writers on one copy (two projector instances of one group, each re-reading what the
+/// other had before a rebalance) apply overlapping batches in opposite orders at the same time,
+/// and end exactly where one writer applying everything in order ends.
+async fn two_writers_on_one_copy_end_as_one_writer<S: ReadStore>(a: S, b: S, reference: S) {
+    let customer = unique("cust-w");
+    let restock = Envelope {
+        meta: troupe_events::Metadata::origin(Uuid::nil(), "test", 0),
+        event: Event::StockAdjusted {
+            sku: "sku-kettle".into(),
+            delta: 1000,
+            set_to: None,
+        },
+    };
+    let mut all = vec![changes(&restock, "a/0@0")];
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = Uuid::now_v7();
+        ids.push(id);
+        let mut order = lifecycle(id, &customer, 1_700_000_000_000 + i * 100);
+        if i % 4 == 3 {
+            // Every fourth order is cancelled after its payment, racing its confirmation.
+            let mut cancel = samples::sample(EventType::OrderCancelled, id);
+            cancel.meta.occurred_at = 1_700_000_000_000 + i * 100 + 4;
+            set_customer(&mut cancel, &customer);
+            order.truncate(4);
+            order.push(changes(&cancel, &format!("o/{i}@9")));
+        }
+        all.extend(order);
+    }
+    reference.apply(&all).await.unwrap();
+
+    let mut reversed = all.clone();
+    reversed.reverse();
+    // As the projector does, a batch that fails (a deadlock between the two writers'
+    // transactions, on PostgreSQL) is applied again.
+    async fn apply_retrying<S: ReadStore>(store: &S, batch: &[Changes]) {
+        for attempt in 1.. {
+            match store.apply(batch).await {
+                Ok(()) => return,
+                Err(error) if attempt < 10 => eprintln!("retrying a batch: {error}"),
+                Err(error) => panic!("a batch failed 10 times: {error}"),
+            }
+        }
+    }
+    let forward = async {
+        for chunk in all.chunks(7) {
+            apply_retrying(&a, chunk).await;
+        }
+    };
+    let backward = async {
+        for chunk in reversed.chunks(5) {
+            apply_retrying(&b, chunk).await;
+        }
+    };
+    futures::join!(forward, backward);
+
+    for id in &ids {
+        assert_eq!(
+            a.order(*id).await.unwrap(),
+            reference.order(*id).await.unwrap(),
+            "summary of {id}"
+        );
+        assert_eq!(
+            a.timeline(*id).await.unwrap(),
+            reference.timeline(*id).await.unwrap()
+        );
+    }
+    assert_eq!(
+        a.customer_orders(&customer, 50, 0).await.unwrap(),
+        reference.customer_orders(&customer, 50, 0).await.unwrap()
+    );
+    for sku in ["sku-kettle", "sku-teapot"] {
+        assert_eq!(
+            a.stock(sku).await.unwrap(),
+            reference.stock(sku).await.unwrap(),
+            "{sku}"
+        );
+    }
+    assert_eq!(
+        a.daily_stats().await.unwrap(),
+        reference.daily_stats().await.unwrap()
+    );
+}
+
 macro_rules! contract {
     ($($scenario:ident),* $(,)?) => {
         mod postgres {
@@ -360,3 +452,29 @@ contract!(
     positions_only_move_forward,
     daily_stats_sum_confirmed_lines_and_count_cancellations,
 );
+
+mod two_writers {
+    use super::*;
+
+    #[tokio::test]
+    async fn postgres() {
+        let shared = unique("troupe_contract");
+        two_writers_on_one_copy_end_as_one_writer(
+            pg_store_named(&shared).await,
+            pg_store_named(&shared).await,
+            pg_store().await,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn cql() {
+        let shared = unique("troupe_contract");
+        two_writers_on_one_copy_end_as_one_writer(
+            cql_store_named(&shared).await,
+            cql_store_named(&shared).await,
+            cql_store().await,
+        )
+        .await;
+    }
+}

@@ -31,10 +31,10 @@ pub struct KafkaConfig {
     pub bootstrap: String,
     /// How long an administrative call may take before the broker counts as unreachable.
     pub request_timeout: Duration,
-    /// `TROUPE_KAFKA_FETCH_WAIT_MS` (default 100): the longest a fetch may wait for data
-    /// (`fetch.wait.max.ms`). Kafka answers a fetch as soon as data arrives, so this only
-    /// bounds idle polling there; the local broker (tansu 0.6) holds every fetch for about
-    /// this long even when data is waiting, so the local stack sets 10 — see docs/benchmarks.md.
+    /// `TROUPE_KAFKA_FETCH_WAIT_MS` (default 100): the longest the broker may hold a fetch
+    /// while no data is there (`fetch.wait.max.ms`). Kafka answers as soon as one byte arrives
+    /// (`fetch.min.bytes` 1), so this costs no latency: it only sets how often an idle consumer
+    /// asks again.
     pub fetch_wait_ms: u64,
 }
 
@@ -178,8 +178,16 @@ pub struct ProcessorConfig {
     /// `TROUPE_METRICS_LISTEN`, default `127.0.0.1:0` (any free port).
     pub metrics_listen: String,
     /// `TROUPE_STATIC_MEMBER_ID`: a stable identity in the consumer group (a StatefulSet pod
-    /// name, say), so a restarted instance takes back its partitions at once.
+    /// name, say), so a restarted instance takes back its partitions without a rebalance.
+    /// Optional: without it a member leaves the group on SIGTERM, and one that dies is replaced
+    /// after the session timeout.
     pub static_member_id: Option<String>,
+    /// `TROUPE_KAFKA_SESSION_TIMEOUT_MS` (default 10000): how long the group waits for a
+    /// silent member (killed, frozen) before giving its partitions to the others.
+    pub session_timeout_ms: u64,
+    /// `TROUPE_KAFKA_STATS_INTERVAL_MS` (default 5000): how often librdkafka reports its
+    /// statistics, which `troupe_consumer_lag_messages` is read from.
+    pub stats_interval_ms: u64,
     /// `TROUPE_INBOX_KEEP_HOURS`: how long processed event ids are remembered (default 192,
     /// one day more than the topics' 7-day retention).
     pub inbox_keep: Duration,
@@ -204,6 +212,8 @@ impl ProcessorConfig {
             static_member_id: std::env::var("TROUPE_STATIC_MEMBER_ID")
                 .ok()
                 .filter(|v| !v.is_empty()),
+            session_timeout_ms: number("TROUPE_KAFKA_SESSION_TIMEOUT_MS", 10_000),
+            stats_interval_ms: number("TROUPE_KAFKA_STATS_INTERVAL_MS", 5_000),
             inbox_keep: Duration::from_secs(number("TROUPE_INBOX_KEEP_HOURS", 192) * 3600),
             batch_max: number("TROUPE_BATCH_MAX", 500) as usize,
             batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),

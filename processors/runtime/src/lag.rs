@@ -102,6 +102,17 @@ impl LagProbe {
     /// Messages written but not yet committed, per group. Blocking: call it from a blocking
     /// task.
     pub fn lag(&self) -> Result<BTreeMap<String, i64>, LagError> {
+        let mut lag = BTreeMap::new();
+        for ((group, _, _), behind) in self.partition_lag()? {
+            *lag.entry(group).or_default() += behind;
+        }
+        Ok(lag)
+    }
+
+    /// Messages written but not yet committed, per (group, topic, partition): the high
+    /// watermark minus the group's committed offset (everything, when it committed nothing).
+    /// Blocking: call it from a blocking task.
+    pub fn partition_lag(&self) -> Result<BTreeMap<(String, String, i32), i64>, LagError> {
         let mut topics: Vec<String> = self
             .groups
             .iter()
@@ -125,17 +136,18 @@ impl LagProbe {
                     what: format!("cannot read the offsets of group {}", group.name),
                     source,
                 })?;
-            let mut behind = 0;
             for element in committed.elements() {
-                let high = highs[&(element.topic().to_owned(), element.partition())];
-                // Nothing committed yet: the topics are fresh, so everything is behind.
+                let topic = element.topic().to_owned();
+                let high = highs[&(topic.clone(), element.partition())];
                 let done = match element.offset() {
                     Offset::Offset(offset) => offset,
                     _ => 0,
                 };
-                behind += (high - done).max(0);
+                lag.insert(
+                    (group.name.clone(), topic, element.partition()),
+                    (high - done).max(0),
+                );
             }
-            lag.insert(group.name.clone(), behind);
         }
         Ok(lag)
     }

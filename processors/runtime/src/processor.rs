@@ -167,10 +167,25 @@ pub async fn start<H: Handler>(
         .set("group.id", &config.group_id)
         .set("client.id", &config.instance)
         .set("enable.auto.commit", "false")
+        // Offsets are committed after the database, never stored on receipt: librdkafka's
+        // consumer_lag (log end minus the greater of the stored and committed offsets) is then
+        // the broker's lag, not the distance to the last message fetched.
+        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("statistics.interval.ms", "5000")
+        // Incremental rebalancing: a member joining or leaving moves only the partitions that
+        // change hands; the others keep flowing.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout_ms / 10)
+                .clamp(100, 3000)
+                .to_string(),
+        )
+        .set(
+            "statistics.interval.ms",
+            config.stats_interval_ms.to_string(),
+        )
         .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
         .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
         .create_with_context(LagContext {
@@ -228,8 +243,9 @@ pub async fn start<H: Handler>(
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
     Ok(async move {
-        consume(&ctx, &consumer, &config, &stop).await;
+        let last = consume(&ctx, &consumer, &config, &stop).await;
         metrics.set_ready(false);
+        leave_group(consumer, last).await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;
         }
@@ -240,16 +256,37 @@ pub async fn start<H: Handler>(
     })
 }
 
+/// Commits the last applied batch's offsets synchronously, then closes the consumer, which
+/// leaves the group: its partitions go to the other members at once instead of after the
+/// session timeout. (A static member keeps its place instead, for as long as the session
+/// timeout, waiting to be restarted.)
+async fn leave_group(consumer: StreamConsumer<LagContext>, last: Option<TopicPartitionList>) {
+    let closed = tokio::task::spawn_blocking(move || {
+        if let Some(list) = last {
+            if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
+                tracing::debug!(%error, "last offset commit failed; the next owner re-reads those messages and its inbox skips them");
+            }
+        }
+        drop(consumer);
+    });
+    if let Err(error) = closed.await {
+        tracing::warn!(%error, "closing the consumer failed");
+    }
+    tracing::info!("left the consumer group");
+}
+
+/// Runs batches until `stop`; returns the offsets of the last batch applied.
 async fn consume<H: Handler>(
     ctx: &Ctx<H>,
     consumer: &StreamConsumer<LagContext>,
     config: &ProcessorConfig,
     stop: &CancellationToken,
-) {
+) -> Option<TopicPartitionList> {
     let mut backoff = Backoff::new();
+    let mut last = None;
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return last,
             message = consumer.recv() => message,
         };
         let first = match first {
@@ -281,18 +318,21 @@ async fn consume<H: Handler>(
                     ctx.metrics.retry(H::NAME, "batch");
                     if stop.is_cancelled() {
                         // Not committed: the batch is delivered again after a restart.
-                        return;
+                        return last;
                     }
                     backoff.wait().await;
                 }
             }
         }
         backoff.reset();
-        commit_offsets(consumer, &batch);
+        last = Some(commit_offsets(consumer, &batch));
     }
 }
 
-fn commit_offsets(consumer: &StreamConsumer<LagContext>, batch: &[OwnedMessage]) {
+fn commit_offsets(
+    consumer: &StreamConsumer<LagContext>,
+    batch: &[OwnedMessage],
+) -> TopicPartitionList {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for message in batch {
         let entry = next
@@ -310,6 +350,7 @@ fn commit_offsets(consumer: &StreamConsumer<LagContext>, batch: &[OwnedMessage])
     if let Err(error) = consumer.commit(&list, CommitMode::Async) {
         tracing::debug!(%error, "offset commit not sent");
     }
+    list
 }
 
 // The large variant is the common one; boxing it would cost an allocation per message.

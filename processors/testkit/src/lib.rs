@@ -42,6 +42,20 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The stack described by the variables of a `stack.env` file. A stack of only some
+    /// components (`TROUPE_STACK_COMPONENTS`) leaves the others' addresses empty.
+    pub fn from_vars(vars: BTreeMap<String, String>) -> Self {
+        let get = |name: &str| vars.get(name).cloned().unwrap_or_default();
+        Stack {
+            kafka_bootstrap: get("TROUPE_KAFKA_BOOTSTRAP"),
+            schema_registry_url: get("TROUPE_SCHEMA_REGISTRY_URL"),
+            postgres_url: get("TROUPE_POSTGRES_URL"),
+            scylla_nodes: get("TROUPE_SCYLLA_NODES"),
+            prometheus_url: get("TROUPE_PROMETHEUS_URL"),
+            vars,
+        }
+    }
+
     /// Every variable the stack exported, for passing to a child process.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
@@ -107,19 +121,10 @@ pub fn stack() -> &'static Stack {
                 vars.insert(name.to_owned(), value);
             }
         }
-        let get = |name: &str| {
-            vars.get(name)
-                .cloned()
-                .unwrap_or_else(|| panic!("{name} is not set by the stack"))
-        };
-        Stack {
-            kafka_bootstrap: get("TROUPE_KAFKA_BOOTSTRAP"),
-            schema_registry_url: get("TROUPE_SCHEMA_REGISTRY_URL"),
-            postgres_url: get("TROUPE_POSTGRES_URL"),
-            scylla_nodes: get("TROUPE_SCYLLA_NODES"),
-            prometheus_url: get("TROUPE_PROMETHEUS_URL"),
-            vars,
+        for name in needed {
+            assert!(vars.contains_key(name), "{name} is not set by the stack");
         }
+        Stack::from_vars(vars)
     })
 }
 

@@ -54,6 +54,21 @@ pub fn pids_named(comm: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Processes with `arg` among their command-line arguments: a JVM server by its main class
+/// (`kafka.Kafka`, `org.apache.cassandra.service.CassandraDaemon`), since every JVM is `java`.
+pub fn pids_with_arg(arg: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+        })
+        .collect()
+}
+
 /// Busy and total CPU time of the whole machine, from `/proc/stat`, in ticks.
 pub fn machine_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

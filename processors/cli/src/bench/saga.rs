@@ -360,7 +360,6 @@ impl Deployment {
             .env("TROUPE_DATABASE", self.database(service))
             .env("TROUPE_GROUP_ID", self.group(service))
             .env("TROUPE_INSTANCE", format!("{service}-0"))
-            .env("TROUPE_STATIC_MEMBER_ID", format!("{service}-0"))
             .env("TROUPE_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -742,12 +741,11 @@ impl Watched {
             names.push(format!("troupe-{}", running.service));
             pids.push(vec![running.child.id()]);
         }
-        for (name, comm) in [
-            ("broker (tansu)", "tansu"),
-            ("postgresql (all backends)*", "postgres"),
-            ("troupe-registry", "troupe-registry"),
+        for (name, found) in [
+            ("broker (Apache Kafka)", probe::pids_with_arg("kafka.Kafka")),
+            ("postgresql (all backends)*", probe::pids_named("postgres")),
+            ("troupe-registry", probe::pids_named("troupe-registry")),
         ] {
-            let found = probe::pids_named(comm);
             if !found.is_empty() {
                 names.push(name.to_owned());
                 pids.push(found);
