@@ -185,9 +185,9 @@ pub struct ProcessorConfig {
     /// `TROUPE_KAFKA_SESSION_TIMEOUT_MS` (default 10000): how long the group waits for a
     /// silent member (killed, frozen) before giving its partitions to the others.
     pub session_timeout_ms: u64,
-    /// `TROUPE_KAFKA_STATS_INTERVAL_MS` (default 5000): how often librdkafka reports its
-    /// statistics, which `troupe_consumer_lag_messages` is read from.
-    pub stats_interval_ms: u64,
+    /// `TROUPE_LAG_INTERVAL_MS` (default 5000): how often the processor asks the broker for
+    /// its partitions' lag (`troupe_consumer_lag_messages`).
+    pub lag_interval: Duration,
     /// `TROUPE_INBOX_KEEP_HOURS`: how long processed event ids are remembered (default 192,
     /// one day more than the topics' 7-day retention).
     pub inbox_keep: Duration,
@@ -213,7 +213,7 @@ impl ProcessorConfig {
                 .ok()
                 .filter(|v| !v.is_empty()),
             session_timeout_ms: number("TROUPE_KAFKA_SESSION_TIMEOUT_MS", 10_000),
-            stats_interval_ms: number("TROUPE_KAFKA_STATS_INTERVAL_MS", 5_000),
+            lag_interval: Duration::from_millis(number("TROUPE_LAG_INTERVAL_MS", 5_000)),
             inbox_keep: Duration::from_secs(number("TROUPE_INBOX_KEEP_HOURS", 192) * 3600),
             batch_max: number("TROUPE_BATCH_MAX", 500) as usize,
             batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),

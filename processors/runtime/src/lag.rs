@@ -1,6 +1,8 @@
-//! Consumer lag as the broker sees it: committed offsets of a group against the high
-//! watermarks of its topics. For tools watching processors from outside (the bench, read-model
-//! rebuilds, tests); a processor reports its own lag from librdkafka's statistics.
+//! Consumer lag as the broker sees it: committed offsets of a group against the log ends of its
+//! topics. The bench, read-model rebuilds and tests watch groups from outside with it, and each
+//! processor reports its own partitions' lag with it (`troupe_consumer_lag_messages`), on a
+//! task of its own: librdkafka's statistics reach the application through the same queue as
+//! the messages, behind everything prefetched, so under load they arrive seconds late.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +20,9 @@ pub struct LagError {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A figure per (group, topic, partition).
+pub type PerPartition<T> = BTreeMap<(String, String, i32), T>;
 
 /// One consumer group and the topics it reads.
 struct Group {
@@ -69,7 +74,7 @@ impl LagProbe {
                     })
                 })
                 .collect::<Result<_, KafkaError>>()?,
-            watermarks: client("troupe-bench-watermarks")?,
+            watermarks: client("troupe-lag-watermarks")?,
             partitions,
         })
     }
@@ -78,25 +83,85 @@ impl LagProbe {
         self.partitions.get(topic).copied().unwrap_or(1)
     }
 
-    /// The high watermark of every partition of `topics`.
+    /// The log end (the offset the next message will get) of every partition of `topics`, in
+    /// one request: ListOffsets for the latest offset.
     pub fn high_watermarks(
         &self,
         topics: &[String],
     ) -> Result<BTreeMap<(String, i32), i64>, LagError> {
+        let partitions: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| (0..self.partitions(t)).map(move |p| (t.clone(), p)))
+            .collect();
+        self.ends(&partitions)
+    }
+
+    fn ends(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>, LagError> {
+        let mut wanted = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            wanted
+                .add_partition_offset(topic, *partition, Offset::End)
+                .map_err(|source| LagError {
+                    what: format!("cannot ask for the end of {topic}"),
+                    source,
+                })?;
+        }
+        let ends = self
+            .watermarks
+            .offsets_for_times(wanted, TIMEOUT)
+            .map_err(|source| LagError {
+                what: "cannot read the log ends".into(),
+                source,
+            })?;
         let mut highs = BTreeMap::new();
-        for topic in topics {
-            for partition in 0..self.partitions(topic) {
-                let (_, high) = self
-                    .watermarks
-                    .fetch_watermarks(topic, partition, TIMEOUT)
-                    .map_err(|source| LagError {
-                        what: format!("cannot read the watermarks of {topic}"),
-                        source,
-                    })?;
-                highs.insert((topic.clone(), partition), high);
-            }
+        for element in ends.elements() {
+            let Offset::Offset(end) = element.offset() else {
+                return Err(LagError {
+                    what: format!(
+                        "no log end for {}/{}: {:?}",
+                        element.topic(),
+                        element.partition(),
+                        element.offset()
+                    ),
+                    source: element
+                        .error()
+                        .err()
+                        .unwrap_or(KafkaError::NoMessageReceived),
+                });
+            };
+            highs.insert((element.topic().to_owned(), element.partition()), end);
         }
         Ok(highs)
+    }
+
+    /// The committed offset of `group` on each of `partitions` (0 when it committed nothing:
+    /// the topics are read from the start).
+    fn committed(
+        group: &Group,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<(String, i32), i64>, LagError> {
+        let mut wanted = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            wanted.add_partition(topic, *partition);
+        }
+        let committed = group
+            .client
+            .committed_offsets(wanted, TIMEOUT)
+            .map_err(|source| LagError {
+                what: format!("cannot read the offsets of group {}", group.name),
+                source,
+            })?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let done = match e.offset() {
+                    Offset::Offset(offset) => offset,
+                    _ => 0,
+                };
+                ((e.topic().to_owned(), e.partition()), done)
+            })
+            .collect())
     }
 
     /// Messages written but not yet committed, per group. Blocking: call it from a blocking
@@ -109,10 +174,19 @@ impl LagProbe {
         Ok(lag)
     }
 
-    /// Messages written but not yet committed, per (group, topic, partition): the high
-    /// watermark minus the group's committed offset (everything, when it committed nothing).
-    /// Blocking: call it from a blocking task.
-    pub fn partition_lag(&self) -> Result<BTreeMap<(String, String, i32), i64>, LagError> {
+    /// Messages written but not yet committed, per (group, topic, partition): the log end
+    /// minus the group's committed offset. Blocking: call it from a blocking task.
+    pub fn partition_lag(&self) -> Result<PerPartition<i64>, LagError> {
+        Ok(self
+            .offsets()?
+            .into_iter()
+            .map(|(key, (end, committed))| (key, (end - committed).max(0)))
+            .collect())
+    }
+
+    /// Per (group, topic, partition) of every group's topics: the log end and the group's
+    /// committed offset. Blocking: call it from a blocking task.
+    pub fn offsets(&self) -> Result<PerPartition<(i64, i64)>, LagError> {
         let mut topics: Vec<String> = self
             .groups
             .iter()
@@ -120,35 +194,41 @@ impl LagProbe {
             .collect();
         topics.sort();
         topics.dedup();
-        let highs = self.high_watermarks(&topics)?;
-        let mut lag = BTreeMap::new();
+        let ends = self.high_watermarks(&topics)?;
+        let mut offsets = BTreeMap::new();
         for group in &self.groups {
-            let mut wanted = TopicPartitionList::new();
-            for topic in &group.topics {
-                for partition in 0..self.partitions(topic) {
-                    wanted.add_partition(topic, partition);
-                }
-            }
-            let committed = group
-                .client
-                .committed_offsets(wanted, TIMEOUT)
-                .map_err(|source| LagError {
-                    what: format!("cannot read the offsets of group {}", group.name),
-                    source,
-                })?;
-            for element in committed.elements() {
-                let topic = element.topic().to_owned();
-                let high = highs[&(topic.clone(), element.partition())];
-                let done = match element.offset() {
-                    Offset::Offset(offset) => offset,
-                    _ => 0,
-                };
-                lag.insert(
-                    (group.name.clone(), topic, element.partition()),
-                    (high - done).max(0),
-                );
+            let partitions: Vec<(String, i32)> = group
+                .topics
+                .iter()
+                .flat_map(|t| (0..self.partitions(t)).map(move |p| (t.clone(), p)))
+                .collect();
+            for ((topic, partition), done) in Self::committed(group, &partitions)? {
+                let end = ends[&(topic.clone(), partition)];
+                offsets.insert((group.name.clone(), topic, partition), (end, done));
             }
         }
-        Ok(lag)
+        Ok(offsets)
+    }
+
+    /// The lag of the first group on `partitions` only (a processor's own assignment): log
+    /// end minus committed offset, per (topic, partition). Blocking.
+    pub fn lag_of(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<(String, i32), i64>, LagError> {
+        let Some(group) = self.groups.first() else {
+            return Ok(BTreeMap::new());
+        };
+        if partitions.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let ends = self.ends(partitions)?;
+        Ok(Self::committed(group, partitions)?
+            .into_iter()
+            .map(|(key, done)| {
+                let end = ends.get(&key).copied().unwrap_or(done);
+                (key, (end - done).max(0))
+            })
+            .collect())
     }
 }

@@ -1,6 +1,7 @@
 //! The runtime shared by every troupe process — the only crate that talks to Kafka.
 //!
 //! - [`processor`]: `run(config, handler, shutdown)`, the consume → apply → commit loop;
+//! - [`group`]: the consumer group: settings, commits, leaving, the lag of owned partitions;
 //! - [`handler`]: the one trait a processor implements;
 //! - [`outbox`]: inbox, outbox and the relay (exactly-once effects without Kafka transactions);
 //! - [`codec`]: the Confluent wire format through the schema registry;
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod config;
 pub mod db;
 pub mod deadletter;
+pub mod group;
 pub mod handler;
 pub mod lag;
 pub mod metrics;

@@ -235,6 +235,15 @@ impl Metrics {
             .set(lag);
     }
 
+    /// Drops the lag of a partition this member no longer owns.
+    pub fn forget_consumer_lag(&self, processor: &str, topic: &str, partition: i32) {
+        let _ = self.inner.consumer_lag.remove_label_values(&[
+            processor,
+            topic,
+            &partition.to_string(),
+        ]);
+    }
+
     pub fn outbox_pending(&self, processor: &str, pending: i64) {
         self.inner
             .outbox_pending

@@ -9,11 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, Headers, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -24,6 +22,7 @@ use uuid::Uuid;
 use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
 use crate::deadletter::{dead_letter_headers, Origin, Reason};
+use crate::group::{self, GroupConsumer};
 use crate::handler::{now_ms, Handler, HandlerError, Source};
 use crate::metrics::{self, Metrics};
 use crate::outbox::{self, Backoff, OutboxRow, Relay};
@@ -72,44 +71,6 @@ struct Ctx<H> {
     wake: Arc<Notify>,
 }
 
-/// Lag from the client's statistics: the fetch response's high watermark minus the committed
-/// offset, per partition (see docs/DESIGN.md on why not ListOffsets).
-struct LagContext {
-    processor: &'static str,
-    metrics: Metrics,
-    topics: Topics,
-}
-
-impl ClientContext for LagContext {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                if *partition < 0 || p.consumer_lag < 0 {
-                    continue;
-                }
-                self.metrics.consumer_lag(
-                    self.processor,
-                    self.topics.base(topic),
-                    *partition,
-                    p.consumer_lag,
-                );
-            }
-        }
-    }
-}
-
-impl ConsumerContext for LagContext {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        tracing::info!(processor = self.processor, ?rebalance, "rebalance starting");
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            tracing::debug!(%error, processor = self.processor, "offset commit failed; the next commit covers it");
-        }
-    }
-}
-
 /// Starts processor `H` and runs it until `shutdown` resolves; then finishes the batch in
 /// hand, publishes what its outbox holds, and returns.
 pub async fn run<H: Handler>(
@@ -152,50 +113,8 @@ pub async fn start<H: Handler>(
         .set("message.timeout.ms", "30000")
         .set("log_level", "4")
         .create()?;
-    // TROUPE_KAFKA_DEBUG: librdkafka debug contexts (e.g. `cgrp,fetch`), logged at debug.
-    let kafka_debug = std::env::var("TROUPE_KAFKA_DEBUG").unwrap_or_default();
-    let mut consumer_config = ClientConfig::new();
-    if !kafka_debug.is_empty() {
-        consumer_config.set("debug", &kafka_debug);
-    }
-    if let Some(static_id) = &config.static_member_id {
-        // Static membership (KIP-345): a restarted instance takes its old place in the group.
-        consumer_config.set("group.instance.id", static_id);
-    }
-    let consumer: StreamConsumer<LagContext> = consumer_config
-        .set("bootstrap.servers", &config.kafka.bootstrap)
-        .set("group.id", &config.group_id)
-        .set("client.id", &config.instance)
-        .set("enable.auto.commit", "false")
-        // Offsets are committed after the database, never stored on receipt: librdkafka's
-        // consumer_lag (log end minus the greater of the stored and committed offsets) is then
-        // the broker's lag, not the distance to the last message fetched.
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Incremental rebalancing: a member joining or leaving moves only the partitions that
-        // change hands; the others keep flowing.
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", config.session_timeout_ms.to_string())
-        .set(
-            "heartbeat.interval.ms",
-            (config.session_timeout_ms / 10)
-                .clamp(100, 3000)
-                .to_string(),
-        )
-        .set(
-            "statistics.interval.ms",
-            config.stats_interval_ms.to_string(),
-        )
-        .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
-        .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
-        .create_with_context(LagContext {
-            processor: H::NAME,
-            metrics: metrics.clone(),
-            topics: topics.clone(),
-        })?;
     let subscribed: Vec<String> = handler.topics().iter().map(|t| topics.name(t)).collect();
-    let refs: Vec<&str> = subscribed.iter().map(String::as_str).collect();
-    consumer.subscribe(&refs)?;
+    let consumer = Arc::new(group::subscribe(&config, H::NAME, &subscribed)?);
 
     let listener = TcpListener::bind(&config.metrics_listen)
         .await
@@ -239,13 +158,23 @@ pub async fn start<H: Handler>(
         .tick_interval()
         .map(|every| tokio::spawn(tick_loop(ctx.clone(), every, stop.clone())));
     tokio::spawn(housekeeping(ctx.clone(), config.inbox_keep, stop.clone()));
+    let lag = tokio::spawn(group::report_lag(
+        consumer.clone(),
+        config.clone(),
+        H::NAME,
+        ctx.topics.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
     metrics.set_ready(true);
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
     Ok(async move {
         let last = consume(&ctx, &consumer, &config, &stop).await;
         metrics.set_ready(false);
-        leave_group(consumer, last).await;
+        // The lag task shares the consumer; it stops on `stop` too.
+        let _ = lag.await;
+        group::leave(consumer, last).await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;
         }
@@ -256,29 +185,10 @@ pub async fn start<H: Handler>(
     })
 }
 
-/// Commits the last applied batch's offsets synchronously, then closes the consumer, which
-/// leaves the group: its partitions go to the other members at once instead of after the
-/// session timeout. (A static member keeps its place instead, for as long as the session
-/// timeout, waiting to be restarted.)
-async fn leave_group(consumer: StreamConsumer<LagContext>, last: Option<TopicPartitionList>) {
-    let closed = tokio::task::spawn_blocking(move || {
-        if let Some(list) = last {
-            if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
-                tracing::debug!(%error, "last offset commit failed; the next owner re-reads those messages and its inbox skips them");
-            }
-        }
-        drop(consumer);
-    });
-    if let Err(error) = closed.await {
-        tracing::warn!(%error, "closing the consumer failed");
-    }
-    tracing::info!("left the consumer group");
-}
-
 /// Runs batches until `stop`; returns the offsets of the last batch applied.
 async fn consume<H: Handler>(
     ctx: &Ctx<H>,
-    consumer: &StreamConsumer<LagContext>,
+    consumer: &GroupConsumer,
     config: &ProcessorConfig,
     stop: &CancellationToken,
 ) -> Option<TopicPartitionList> {
@@ -325,32 +235,8 @@ async fn consume<H: Handler>(
             }
         }
         backoff.reset();
-        last = Some(commit_offsets(consumer, &batch));
+        last = Some(group::commit(consumer, &batch));
     }
-}
-
-fn commit_offsets(
-    consumer: &StreamConsumer<LagContext>,
-    batch: &[OwnedMessage],
-) -> TopicPartitionList {
-    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for message in batch {
-        let entry = next
-            .entry((message.topic(), message.partition()))
-            .or_insert(0);
-        *entry = (*entry).max(message.offset() + 1);
-    }
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            tracing::warn!(%error, topic, partition, "cannot record offset");
-        }
-    }
-    // Asynchronous: a lost commit only means redelivery, which the inbox absorbs.
-    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
-        tracing::debug!(%error, "offset commit not sent");
-    }
-    list
 }
 
 // The large variant is the common one; boxing it would cost an allocation per message.

@@ -1,0 +1,189 @@
+//! A processor's membership of its consumer group: the consumer's settings, committing offsets
+//! after the database, leaving the group on shutdown, and reporting the lag of the partitions
+//! this member owns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ProcessorConfig;
+use crate::lag::LagProbe;
+use crate::metrics::Metrics;
+use crate::topics::Topics;
+
+/// The consumer every processor uses.
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
+/// Logs rebalances and failed commits.
+#[derive(Debug)]
+pub struct GroupContext {
+    processor: &'static str,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        tracing::info!(processor = self.processor, ?rebalance, "rebalance starting");
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::debug!(%error, processor = self.processor, "offset commit failed; the next commit covers it");
+        }
+    }
+}
+
+/// Creates the consumer of processor `processor` and subscribes it to `topics` (full names).
+pub fn subscribe(
+    config: &ProcessorConfig,
+    processor: &'static str,
+    topics: &[String],
+) -> KafkaResult<GroupConsumer> {
+    // TROUPE_KAFKA_DEBUG: librdkafka debug contexts (e.g. `cgrp,fetch`), logged at debug.
+    let kafka_debug = std::env::var("TROUPE_KAFKA_DEBUG").unwrap_or_default();
+    let mut settings = ClientConfig::new();
+    if !kafka_debug.is_empty() {
+        settings.set("debug", &kafka_debug);
+    }
+    if let Some(static_id) = &config.static_member_id {
+        // Static membership (KIP-345): a restarted instance takes its old place in the group.
+        settings.set("group.instance.id", static_id);
+    }
+    let consumer: GroupConsumer = settings
+        .set("bootstrap.servers", &config.kafka.bootstrap)
+        .set("group.id", &config.group_id)
+        .set("client.id", &config.instance)
+        // Offsets are committed after the database (`commit`), never automatically.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Incremental rebalancing: a member joining or leaving moves only the partitions that
+        // change hands; the others keep flowing.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout_ms / 10)
+                .clamp(100, 3000)
+                .to_string(),
+        )
+        .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
+        .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
+        .create_with_context(GroupContext { processor })?;
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    Ok(consumer)
+}
+
+/// Commits, asynchronously, the offsets after `batch` (applied to the database already), and
+/// returns them. A lost commit only means redelivery, which the inbox absorbs.
+pub fn commit(consumer: &GroupConsumer, batch: &[OwnedMessage]) -> TopicPartitionList {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(%error, topic, partition, "cannot record offset");
+        }
+    }
+    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+        tracing::debug!(%error, "offset commit not sent");
+    }
+    list
+}
+
+/// Commits the last applied batch's offsets synchronously, then closes the consumer, which
+/// leaves the group: its partitions go to the other members at once instead of after the
+/// session timeout. (A static member keeps its place instead, for as long as the session
+/// timeout, waiting to be restarted.)
+pub async fn leave(consumer: Arc<GroupConsumer>, last: Option<TopicPartitionList>) {
+    let closed = tokio::task::spawn_blocking(move || {
+        if let Some(list) = last {
+            if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
+                tracing::debug!(%error, "last offset commit failed; the next owner re-reads those messages and its inbox skips them");
+            }
+        }
+        match Arc::try_unwrap(consumer) {
+            Ok(consumer) => drop(consumer),
+            Err(_) => tracing::warn!(
+                "the consumer is still shared; it leaves the group when the last user drops it"
+            ),
+        }
+    });
+    if let Err(error) = closed.await {
+        tracing::warn!(%error, "closing the consumer failed");
+    }
+    tracing::info!("left the consumer group");
+}
+
+/// Every `config.lag_interval`, asks the broker for the log end and the group's committed
+/// offset of each partition this member owns, and sets `troupe_consumer_lag_messages`; a
+/// partition no longer owned drops out of the metric. It runs beside the consume loop, not in
+/// it, so the figure stays current while the loop is busy or stuck (librdkafka's own statistics
+/// reach the application behind every prefetched message).
+pub async fn report_lag(
+    consumer: Arc<GroupConsumer>,
+    config: ProcessorConfig,
+    processor: &'static str,
+    topics: Topics,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let probe = match LagProbe::new(
+        &config.kafka.bootstrap,
+        vec![(config.group_id.clone(), Vec::new())],
+        BTreeMap::new(),
+    ) {
+        Ok(probe) => Arc::new(probe),
+        Err(error) => {
+            tracing::warn!(%error, processor, "no lag probe; troupe_consumer_lag_messages stays empty");
+            return;
+        }
+    };
+    let mut reported: BTreeSet<(String, i32)> = BTreeSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(config.lag_interval) => {}
+        }
+        let owned: Vec<(String, i32)> = match consumer.assignment() {
+            Ok(list) => list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect(),
+            Err(_) => continue,
+        };
+        let lag = {
+            let (probe, owned) = (probe.clone(), owned.clone());
+            tokio::task::spawn_blocking(move || probe.lag_of(&owned)).await
+        };
+        let lag = match lag {
+            Ok(Ok(lag)) => lag,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, processor, "lag not measured this time");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for ((topic, partition), behind) in &lag {
+            metrics.consumer_lag(processor, topics.base(topic), *partition, *behind);
+        }
+        let now: BTreeSet<(String, i32)> = owned.into_iter().collect();
+        for (topic, partition) in reported.difference(&now) {
+            metrics.forget_consumer_lag(processor, topics.base(topic), *partition);
+        }
+        reported = now;
+    }
+}
