@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::model::{Changes, Fact, Line, OrderSummary, Status, StockLevel, TimelineEntry};
+use crate::model::{
+    Changes, Fact, Line, OrderSummary, Status, StockChange, StockLevel, TimelineEntry,
+};
 use crate::store::{DailyStats, ReadStore, ReasonDay, SkuDay, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -94,46 +96,6 @@ async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), Sto
         .execute(&mut *conn)
         .await?;
     }
-    for change in &changes.stock {
-        let fresh = sqlx::query(
-            "INSERT INTO stock_applied (event_id, sku) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(change.event_id)
-        .bind(&change.sku)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if fresh == 0 {
-            continue;
-        }
-        // The row first, so that FOR UPDATE has a row to lock: two projectors of one copy
-        // changing a new sku at once would otherwise both start from nothing.
-        sqlx::query("INSERT INTO stock (sku, available, reserved, sold) VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING")
-            .bind(&change.sku)
-            .execute(&mut *conn)
-            .await?;
-        let row =
-            sqlx::query("SELECT available, reserved, sold FROM stock WHERE sku = $1 FOR UPDATE")
-                .bind(&change.sku)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let level = row.map_or(StockLevel::default(), |r| StockLevel {
-            available: r.get(0),
-            reserved: r.get(1),
-            sold: r.get(2),
-        });
-        let next = level.after(change.kind);
-        sqlx::query(
-            "INSERT INTO stock (sku, available, reserved, sold) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (sku) DO UPDATE SET available = $2, reserved = $3, sold = $4",
-        )
-        .bind(&change.sku)
-        .bind(next.available)
-        .bind(next.reserved)
-        .bind(next.sold)
-        .execute(&mut *conn)
-        .await?;
-    }
     match &changes.fact {
         Some(Fact::Confirmed { order_id, day }) => {
             // The order's lines, summed per sku; the order service writes OrderPlaced before
@@ -173,6 +135,58 @@ async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), Sto
     Ok(())
 }
 
+/// Applies a batch's stock moves, sku by sku in name order: two projectors of one copy lock
+/// the skus they share in the same order and never deadlock on them. Each (event, sku) is
+/// applied once, marked in the same transaction.
+async fn apply_stock(conn: &mut PgConnection, batch: &[Changes]) -> Result<(), StoreError> {
+    let mut per_sku: BTreeMap<&str, Vec<&StockChange>> = BTreeMap::new();
+    for change in batch.iter().flat_map(|c| &c.stock) {
+        per_sku.entry(&change.sku).or_default().push(change);
+    }
+    for (sku, changes) in per_sku {
+        // The row first, so that FOR UPDATE has a row to lock: two projectors changing a new
+        // sku at once would otherwise both start from nothing.
+        sqlx::query(
+            "INSERT INTO stock (sku, available, reserved, sold) VALUES ($1, 0, 0, 0)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sku)
+        .execute(&mut *conn)
+        .await?;
+        let row =
+            sqlx::query("SELECT available, reserved, sold FROM stock WHERE sku = $1 FOR UPDATE")
+                .bind(sku)
+                .fetch_one(&mut *conn)
+                .await?;
+        let mut level = StockLevel {
+            available: row.get(0),
+            reserved: row.get(1),
+            sold: row.get(2),
+        };
+        for change in changes {
+            let fresh = sqlx::query(
+                "INSERT INTO stock_applied (event_id, sku) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(change.event_id)
+            .bind(sku)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if fresh > 0 {
+                level = level.after(change.kind);
+            }
+        }
+        sqlx::query("UPDATE stock SET available = $2, reserved = $3, sold = $4 WHERE sku = $1")
+            .bind(sku)
+            .bind(level.available)
+            .bind(level.reserved)
+            .bind(level.sold)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 fn summary(row: &sqlx::postgres::PgRow) -> OrderSummary {
     let lines: Option<serde_json::Value> = row.get("lines");
     let steps: serde_json::Value = row.get("steps");
@@ -208,6 +222,7 @@ impl ReadStore for PgStore {
         for changes in batch {
             apply_one(&mut tx, changes).await?;
         }
+        apply_stock(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! this member owns.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -19,10 +20,11 @@ use crate::topics::Topics;
 /// The consumer every processor uses.
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// Logs rebalances and failed commits.
+/// Logs rebalances, and notes failed commits so that they are sent again.
 #[derive(Debug)]
 pub struct GroupContext {
     processor: &'static str,
+    commit_failed: AtomicBool,
 }
 
 impl ClientContext for GroupContext {}
@@ -34,7 +36,11 @@ impl ConsumerContext for GroupContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(error) = result {
-            tracing::debug!(%error, processor = self.processor, "offset commit failed; the next commit covers it");
+            // Typically during a rebalance. The next batch's commit covers its partitions, but
+            // a partition that receives nothing more would keep a stale offset (and show lag
+            // for ever): [`Applied::recommit`] sends every applied offset again.
+            tracing::debug!(%error, processor = self.processor, "offset commit failed; it will be sent again");
+            self.commit_failed.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -75,41 +81,96 @@ pub fn subscribe(
         )
         .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
         .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
-        .create_with_context(GroupContext { processor })?;
+        .create_with_context(GroupContext {
+            processor,
+            commit_failed: AtomicBool::new(false),
+        })?;
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok(consumer)
 }
 
-/// Commits, asynchronously, the offsets after `batch` (applied to the database already), and
-/// returns them. A lost commit only means redelivery, which the inbox absorbs.
-pub fn commit(consumer: &GroupConsumer, batch: &[OwnedMessage]) -> TopicPartitionList {
-    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for message in batch {
-        let entry = next
-            .entry((message.topic(), message.partition()))
-            .or_insert(0);
-        *entry = (*entry).max(message.offset() + 1);
-    }
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            tracing::warn!(%error, topic, partition, "cannot record offset");
-        }
-    }
-    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
-        tracing::debug!(%error, "offset commit not sent");
-    }
-    list
+/// The offsets after everything applied to the database so far, per partition: what the group
+/// should have committed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    next: BTreeMap<(String, i32), i64>,
 }
 
-/// Commits the last applied batch's offsets synchronously, then closes the consumer, which
-/// leaves the group: its partitions go to the other members at once instead of after the
-/// session timeout. (A static member keeps its place instead, for as long as the session
-/// timeout, waiting to be restarted.)
-pub async fn leave(consumer: Arc<GroupConsumer>, last: Option<TopicPartitionList>) {
+impl Applied {
+    /// Records `batch` as applied and commits, asynchronously, the offsets after it. A lost
+    /// commit only means redelivery, which the inbox absorbs.
+    pub fn commit(&mut self, consumer: &GroupConsumer, batch: &[OwnedMessage]) {
+        let mut list = TopicPartitionList::new();
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for message in batch {
+            let entry = next
+                .entry((message.topic(), message.partition()))
+                .or_insert(0);
+            *entry = (*entry).max(message.offset() + 1);
+        }
+        for ((topic, partition), offset) in next {
+            let known = self.next.entry((topic.to_owned(), partition)).or_insert(0);
+            *known = (*known).max(offset);
+            add(&mut list, topic, partition, offset);
+        }
+        if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+            tracing::debug!(%error, "offset commit not sent");
+        }
+    }
+
+    /// After a failed commit, sends the applied offsets of every partition still owned again.
+    pub fn recommit(&self, consumer: &GroupConsumer) {
+        if !consumer
+            .context()
+            .commit_failed
+            .swap(false, Ordering::Relaxed)
+        {
+            return;
+        }
+        let list = self.owned(consumer);
+        if list.count() > 0 {
+            if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+                tracing::debug!(%error, "offset commit not sent");
+            }
+        }
+    }
+
+    /// The applied offsets of the partitions `consumer` owns now.
+    fn owned(&self, consumer: &GroupConsumer) -> TopicPartitionList {
+        let owned: BTreeSet<(String, i32)> = consumer
+            .assignment()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.next {
+            if owned.contains(&(topic.clone(), *partition)) {
+                add(&mut list, topic, *partition, *offset);
+            }
+        }
+        list
+    }
+}
+
+fn add(list: &mut TopicPartitionList, topic: &str, partition: i32, offset: i64) {
+    if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+        tracing::warn!(%error, topic, partition, "cannot record offset");
+    }
+}
+
+/// Commits the applied offsets of the partitions still owned, synchronously, then closes the
+/// consumer, which leaves the group: its partitions go to the other members at once instead
+/// of after the session timeout. (A static member keeps its place instead, for as long as the
+/// session timeout, waiting to be restarted.)
+pub async fn leave(consumer: Arc<GroupConsumer>, applied: Applied) {
     let closed = tokio::task::spawn_blocking(move || {
-        if let Some(list) = last {
+        let list = applied.owned(&consumer);
+        if list.count() > 0 {
             if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
                 tracing::debug!(%error, "last offset commit failed; the next owner re-reads those messages and its inbox skips them");
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, Headers, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, Message, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
 use crate::deadletter::{dead_letter_headers, Origin, Reason};
-use crate::group::{self, GroupConsumer};
+use crate::group::{self, Applied, GroupConsumer};
 use crate::handler::{now_ms, Handler, HandlerError, Source};
 use crate::metrics::{self, Metrics};
 use crate::outbox::{self, Backoff, OutboxRow, Relay};
@@ -170,11 +170,11 @@ pub async fn start<H: Handler>(
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
     Ok(async move {
-        let last = consume(&ctx, &consumer, &config, &stop).await;
+        let applied = consume(&ctx, &consumer, &config, &stop).await;
         metrics.set_ready(false);
         // The lag task shares the consumer; it stops on `stop` too.
         let _ = lag.await;
-        group::leave(consumer, last).await;
+        group::leave(consumer, applied).await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;
         }
@@ -191,12 +191,18 @@ async fn consume<H: Handler>(
     consumer: &GroupConsumer,
     config: &ProcessorConfig,
     stop: &CancellationToken,
-) -> Option<TopicPartitionList> {
+) -> Applied {
     let mut backoff = Backoff::new();
-    let mut last = None;
+    let mut applied = Applied::default();
+    let mut recommit = tokio::time::interval(Duration::from_secs(1));
+    recommit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return last,
+            () = stop.cancelled() => return applied,
+            _ = recommit.tick() => {
+                applied.recommit(consumer);
+                continue;
+            }
             message = consumer.recv() => message,
         };
         let first = match first {
@@ -228,14 +234,14 @@ async fn consume<H: Handler>(
                     ctx.metrics.retry(H::NAME, "batch");
                     if stop.is_cancelled() {
                         // Not committed: the batch is delivered again after a restart.
-                        return last;
+                        return applied;
                     }
                     backoff.wait().await;
                 }
             }
         }
         backoff.reset();
-        last = Some(group::commit(consumer, &batch));
+        applied.commit(consumer, &batch);
     }
 }
 
