@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use troupe_e2e::{assert_every_outcome, get_json, Saga, Snapshot, SERVICES, TIMERS};
 use troupe_events::catalog::{self, SCHEMAS};
 use troupe_events::{avro, topics};
-use troupe_readmodels::TOPICS;
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::{KafkaConfig, RegistryConfig};
 use troupe_runtime::publish::Publisher;
@@ -213,8 +212,11 @@ async fn read_models_once_caught_up(
     snapshot: &Snapshot,
     history: bool,
 ) -> Value {
-    saga.wait_caught_up(&format!("troupe-projector-{}", saga.id), &TOPICS)
-        .await;
+    saga.wait_caught_up(
+        &format!("troupe-projector-{}", saga.id),
+        &troupe_readmodels::topics(),
+    )
+    .await;
     read_models(url, snapshot, history).await
 }
 
@@ -233,7 +235,7 @@ async fn rewritten_as_current(saga: &Saga) -> (Saga, String) {
     )
     .unwrap();
     let history: Vec<_> = saga
-        .read_all(&TOPICS)
+        .read_all(&troupe_readmodels::topics())
         .await
         .into_iter()
         .map(|d| d.expect("every message decodes").envelope)

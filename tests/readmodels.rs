@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::Value;
 use troupe_e2e::{Saga, Snapshot};
 use troupe_events::{samples, EventType};
-use troupe_readmodels::TOPICS;
 use troupe_runtime::config::{KafkaConfig, RegistryConfig};
 use troupe_runtime::publish::Publisher;
 use troupe_runtime::topics::Topics;
@@ -22,7 +21,12 @@ async fn get(url: &str) -> (u16, Value) {
 /// Every event about an order on the saga's topics, by order: event ids.
 async fn events_by_order(saga: &Saga) -> HashMap<Uuid, BTreeSet<Uuid>> {
     let mut events: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
-    for decoded in saga.read_all(&TOPICS).await.into_iter().flatten() {
+    for decoded in saga
+        .read_all(&troupe_readmodels::topics())
+        .await
+        .into_iter()
+        .flatten()
+    {
         let meta = decoded.envelope.meta;
         if !meta.order_id.is_nil() {
             events
@@ -57,7 +61,8 @@ async fn with_read_models(saga: &Saga, wait_ms: u64) -> String {
 }
 
 async fn wait_caught_up(saga: &Saga, group: &str) {
-    saga.wait_caught_up(group, &TOPICS).await;
+    saga.wait_caught_up(group, &troupe_readmodels::topics())
+        .await;
 }
 
 fn check_against_services(

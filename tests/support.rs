@@ -452,14 +452,24 @@ impl Saga {
 
     /// Adds the stock `orders` orders of `seed` need and waits until inventory applied it.
     pub async fn seed_stock(&self, orders: u64, seed: u64) {
-        let out = self.troupe(&[
+        self.seed_stock_for(orders, seed, &[]).await;
+    }
+
+    /// As [`Saga::seed_stock`], for orders generated with extra `troupe produce` arguments
+    /// (`--mix …`).
+    pub async fn seed_stock_for(&self, orders: u64, seed: u64, extra: &[&str]) {
+        let orders = orders.to_string();
+        let seed = seed.to_string();
+        let mut args = vec![
             "produce",
             "--orders",
-            &orders.to_string(),
+            &orders,
             "--seed",
-            &seed.to_string(),
+            &seed,
             "--stock-only",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = self.troupe(&args);
         let text = String::from_utf8_lossy(&out.stdout);
         let units: i64 = text
             .split_whitespace()
@@ -622,6 +632,68 @@ impl Saga {
         Snapshot::load(&self.pools).await.expect("snapshot")
     }
 
+    /// The instances still running, as (service, number).
+    fn running(&self) -> Vec<(&'static str, usize)> {
+        let mut instances = self.instances.lock().unwrap();
+        instances
+            .iter_mut()
+            .filter_map(|i| matches!(i.child.try_wait(), Ok(None)).then_some((i.service, i.number)))
+            .collect()
+    }
+
+    /// Fails if any running instance emitted an event `choreography.yaml` does not allow for
+    /// the reaction that emitted it.
+    pub async fn assert_choreography_kept(&self) {
+        let running = self.running();
+        for (service, number) in running {
+            let text = self.metrics(service, number).await;
+            let broken: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("troupe_choreography_violations_total{"))
+                .collect();
+            assert!(
+                broken.is_empty(),
+                "{service}-{number} emitted what choreography.yaml does not allow:\n{}",
+                broken.join("\n")
+            );
+        }
+    }
+
+    /// The sum of `troupe_reactions_total` per arrow (service, on, emitted) over every running
+    /// instance.
+    pub async fn reactions(&self) -> BTreeMap<(String, String, String), u64> {
+        let running = self.running();
+        let mut reactions = BTreeMap::new();
+        for (service, number) in running {
+            let text = self.metrics(service, number).await;
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with("troupe_reactions_total{"))
+            {
+                let label = |name: &str| {
+                    let start = line
+                        .find(&format!("{name}=\""))
+                        .map(|i| i + name.len() + 2)?;
+                    let end = start + line[start..].find('"')?;
+                    Some(line[start..end].to_owned())
+                };
+                let (Some(processor), Some(on), Some(emitted)) =
+                    (label("processor"), label("on"), label("emitted"))
+                else {
+                    continue;
+                };
+                let count: f64 = line
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0.0);
+                *reactions.entry((processor, on, emitted)).or_default() += count as u64;
+            }
+        }
+        reactions
+    }
+
     /// Waits until `expected` orders are terminal, every invariant holds and every outbox is
     /// empty; panics with the violations at the deadline.
     pub async fn settle(&self, expected: usize, timeout: Duration) -> Snapshot {
@@ -641,6 +713,7 @@ impl Saga {
                     "invariants broke after settling:\n{}",
                     late.join("\n")
                 );
+                self.assert_choreography_kept().await;
                 return again;
             }
             if tokio::time::Instant::now() >= deadline {

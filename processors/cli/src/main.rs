@@ -5,6 +5,7 @@ mod orders;
 mod produce;
 mod readmodels;
 mod registry_client;
+mod saga;
 mod scenario;
 mod schemas;
 mod topics;
@@ -60,6 +61,9 @@ enum Command {
     /// Rebuild (blue/green), list and drop copies of the read models.
     #[command(subcommand)]
     Readmodels(readmodels::ReadModelsCommand),
+    /// The choreography (choreography.yaml): check it, draw it.
+    #[command(subcommand)]
+    Saga(saga::SagaCommand),
 }
 
 /// What a command reports when it ran but found a problem (drift, incompatibility): the
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
             Command::Bench(command) => bench::run(command, &cli.topics_file).await,
             Command::Orders(command) => orders::run(command).await,
             Command::Readmodels(command) => readmodels::run(command).await,
+            Command::Saga(command) => saga::run(command, &cli.topics_file).await,
         }
     });
     match result {

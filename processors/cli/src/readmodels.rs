@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
 use troupe_readmodels::cql::CqlStore;
-use troupe_readmodels::{control, Copy, TOPICS};
+use troupe_readmodels::{control, Copy};
 use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::config::{KafkaConfig, PostgresConfig, ScyllaConfig};
 use troupe_runtime::topics::Topics;
@@ -48,7 +48,10 @@ fn copy(name: &str) -> anyhow::Result<Copy> {
 /// Lag of `copies`' projector groups over the projector's topics, with the partition counts
 /// the broker reports.
 async fn probe(copies: &[Copy], prefix: &str) -> anyhow::Result<(LagProbe, Vec<String>)> {
-    let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{t}")).collect();
+    let topics: Vec<String> = troupe_readmodels::topics()
+        .iter()
+        .map(|t| format!("{prefix}{t}"))
+        .collect();
     let existing = TopicAdmin::connect(&KafkaConfig::from_env())
         .await?
         .existing_topics()

@@ -25,10 +25,18 @@ pub enum Scenario {
     Expiry,
     /// A request with no lines: rejected.
     Invalid,
+    /// The customer asks to cancel the moment the payment is authorised (`troupe produce`
+    /// watches the payment events), racing the shipment: cancelled CUSTOMER_REQUEST, usually
+    /// after the shipment was scheduled (ShipmentCancelled); confirmed when the shipment wins.
+    CancelRace,
+    /// A customer held for review whose total is above the credit limit: declined when the
+    /// review ends (PAYMENT_DECLINED, from the review timer) — or cancelled
+    /// RESERVATION_EXPIRED when the reservation does not outlive the review (the defaults).
+    ReviewDeclined,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Happy,
         Scenario::OutOfStock,
         Scenario::PaymentDeclined,
@@ -36,6 +44,8 @@ impl Scenario {
         Scenario::Cancel,
         Scenario::Expiry,
         Scenario::Invalid,
+        Scenario::CancelRace,
+        Scenario::ReviewDeclined,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,19 +57,25 @@ impl Scenario {
             Scenario::Cancel => "cancel",
             Scenario::Expiry => "expiry",
             Scenario::Invalid => "invalid",
+            Scenario::CancelRace => "cancel-race",
+            Scenario::ReviewDeclined => "review-declined",
         }
     }
 
-    /// The outcome this scenario leads to: `CONFIRMED`, `REJECTED` or the cancellation reason.
-    pub fn expected(self) -> &'static str {
+    /// The outcomes this scenario can lead to (`CONFIRMED`, `REJECTED` or the cancellation
+    /// reason), the usual one first: a race, or the timers' settings, decide between them.
+    pub fn expected(self) -> &'static [&'static str] {
         match self {
-            Scenario::Happy => "CONFIRMED",
-            Scenario::OutOfStock => "OUT_OF_STOCK",
-            Scenario::PaymentDeclined => "PAYMENT_DECLINED",
-            Scenario::Unserved => "SHIPMENT_FAILED",
-            Scenario::Cancel => "CUSTOMER_REQUEST",
-            Scenario::Expiry => "RESERVATION_EXPIRED",
-            Scenario::Invalid => "REJECTED",
+            Scenario::Happy => &["CONFIRMED"],
+            Scenario::OutOfStock => &["OUT_OF_STOCK"],
+            Scenario::PaymentDeclined => &["PAYMENT_DECLINED"],
+            Scenario::Unserved => &["SHIPMENT_FAILED"],
+            Scenario::Cancel => &["CUSTOMER_REQUEST"],
+            // A review shorter than the reservation's life ends in a confirmation.
+            Scenario::Expiry => &["RESERVATION_EXPIRED", "CONFIRMED"],
+            Scenario::Invalid => &["REJECTED"],
+            Scenario::CancelRace => &["CUSTOMER_REQUEST", "CONFIRMED"],
+            Scenario::ReviewDeclined => &["RESERVATION_EXPIRED", "PAYMENT_DECLINED"],
         }
     }
 }
@@ -223,7 +239,7 @@ pub fn build(scenario: Scenario, n: u64, rng: &mut Rng, now_ms: i64) -> Order {
     let mut customer = format!("cust-{n}");
     let mut country = "NL";
     match scenario {
-        Scenario::Happy | Scenario::Cancel => {}
+        Scenario::Happy | Scenario::Cancel | Scenario::CancelRace => {}
         Scenario::OutOfStock => lines.push(OrderLine {
             sku: UNSTOCKED.into(),
             quantity: 1,
@@ -233,6 +249,10 @@ pub fn build(scenario: Scenario, n: u64, rng: &mut Rng, now_ms: i64) -> Order {
         Scenario::PaymentDeclined => lines[0].unit_price = 250_000,
         Scenario::Unserved => country = "AQ",
         Scenario::Expiry => customer = format!("review-{n}"),
+        Scenario::ReviewDeclined => {
+            customer = format!("review-{n}");
+            lines[0].unit_price = 250_000;
+        }
         Scenario::Invalid => lines.clear(),
     }
     let place = Envelope {
@@ -321,7 +341,11 @@ mod tests {
                 Scenario::Expiry => assert!(customer_id.starts_with("review-")),
                 Scenario::Invalid => assert!(lines.is_empty()),
                 Scenario::Cancel => assert_eq!(order.requests.len(), 2),
-                Scenario::Happy => assert_eq!(order.requests.len(), 1),
+                Scenario::Happy | Scenario::CancelRace => assert_eq!(order.requests.len(), 1),
+                Scenario::ReviewDeclined => {
+                    assert!(customer_id.starts_with("review-"));
+                    assert!(lines[0].unit_price * i64::from(lines[0].quantity) > 100_000)
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! troupe's event contract, free of Kafka, databases and the network.
 //!
 //! - [`topology`]: the model of `topics.yaml`;
+//! - [`choreography`]: the saga declared in `choreography.yaml`, its checks and its diagram;
 //! - [`domain`]: the events handlers see (always the current version);
 //! - [`avro`]: mapping to and from Avro values of the published schemas;
 //! - [`catalog`]: every schema file, embedded, and write/known version pins;
@@ -10,6 +11,7 @@
 
 pub mod avro;
 pub mod catalog;
+pub mod choreography;
 pub mod compat;
 pub mod domain;
 pub mod samples;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 use troupe_events::domain::Money;
-use troupe_events::{topics, Envelope, Event, Metadata};
+use troupe_events::{Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
@@ -50,14 +50,6 @@ fn emit(cause: &Metadata, now_ms: i64, event: Event) -> Envelope {
 
 impl Handler for InventoryService {
     const NAME: &'static str = "inventory";
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![
-            topics::ORDER_EVENTS,
-            topics::INVENTORY_ADJUSTMENTS,
-            topics::PAYMENT_EVENTS,
-        ]
-    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

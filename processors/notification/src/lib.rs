@@ -6,7 +6,7 @@
 pub mod decide;
 
 use sqlx::PgConnection;
-use troupe_events::{topics, Envelope, Event};
+use troupe_events::{Envelope, Event};
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
 
@@ -18,10 +18,6 @@ pub struct NotificationService;
 
 impl Handler for NotificationService {
     const NAME: &'static str = "notification";
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![topics::ORDER_EVENTS]
-    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

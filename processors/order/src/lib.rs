@@ -8,7 +8,7 @@ pub mod decide;
 pub mod store;
 
 use sqlx::PgConnection;
-use troupe_events::{topics, Envelope};
+use troupe_events::Envelope;
 use troupe_runtime::{Handler, HandlerError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -19,15 +19,6 @@ pub struct OrderService;
 
 impl Handler for OrderService {
     const NAME: &'static str = "order";
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![
-            topics::ORDER_COMMANDS,
-            topics::INVENTORY_EVENTS,
-            topics::PAYMENT_EVENTS,
-            topics::SHIPPING_EVENTS,
-        ]
-    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

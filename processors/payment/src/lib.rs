@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 use troupe_events::domain::Money;
-use troupe_events::{topics, Envelope, Event, Metadata};
+use troupe_events::{Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
@@ -108,10 +108,6 @@ fn caused(cause: &Metadata, now_ms: i64, event: Event) -> Envelope {
 
 impl Handler for PaymentService {
     const NAME: &'static str = "payment";
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![topics::INVENTORY_EVENTS, topics::ORDER_EVENTS]
-    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

@@ -19,7 +19,7 @@ pub mod store;
 use std::sync::Mutex;
 
 use sqlx::PgConnection;
-use troupe_events::{topics, Envelope};
+use troupe_events::Envelope;
 use troupe_runtime::publish::Position;
 use troupe_runtime::{Handler, HandlerError, Source};
 
@@ -71,16 +71,11 @@ impl Copy {
     }
 }
 
-/// The topics the projector reads (base names).
-pub const TOPICS: [&str; 7] = [
-    topics::ORDER_COMMANDS,
-    topics::ORDER_EVENTS,
-    topics::INVENTORY_EVENTS,
-    topics::INVENTORY_ADJUSTMENTS,
-    topics::PAYMENT_EVENTS,
-    topics::SHIPPING_EVENTS,
-    topics::NOTIFICATION_EVENTS,
-];
+/// The topics the projector reads (base names): every topic with events, as the choreography
+/// gives an observer.
+pub fn topics() -> Vec<&'static str> {
+    troupe_events::choreography::Choreography::current().subscriptions(Projector::NAME)
+}
 
 /// Feeds both stores. Changes of a batch are collected event by event and written once the
 /// runtime has the whole batch ([`Handler::batch_applied`]): one PostgreSQL transaction per
@@ -120,10 +115,6 @@ fn store_error(error: store::StoreError) -> HandlerError {
 
 impl Handler for Projector {
     const NAME: &'static str = "projector";
-
-    fn topics(&self) -> Vec<&'static str> {
-        TOPICS.to_vec()
-    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         pg::migrator()

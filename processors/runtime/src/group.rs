@@ -13,6 +13,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProcessorConfig;
+use crate::internal_events::{InternalEvent, PartitionLag};
 use crate::lag::LagProbe;
 use crate::metrics::Metrics;
 use crate::topics::Topics;
@@ -239,11 +240,23 @@ pub async fn report_lag(
             Err(_) => continue,
         };
         for ((topic, partition), behind) in &lag {
-            metrics.consumer_lag(processor, topics.base(topic), *partition, *behind);
+            PartitionLag {
+                processor,
+                topic: topics.base(topic),
+                partition: *partition,
+                lag: Some(*behind),
+            }
+            .emit(&metrics);
         }
         let now: BTreeSet<(String, i32)> = owned.into_iter().collect();
         for (topic, partition) in reported.difference(&now) {
-            metrics.forget_consumer_lag(processor, topics.base(topic), *partition);
+            PartitionLag {
+                processor,
+                topic: topics.base(topic),
+                partition: *partition,
+                lag: None,
+            }
+            .emit(&metrics);
         }
         reported = now;
     }

@@ -38,12 +38,10 @@ pub struct Source<'a> {
 
 /// A processor's business logic.
 pub trait Handler: Send + Sync + 'static {
-    /// Stable name: the consumer group `troupe-<NAME>`, the `processor` metric label, and the
-    /// default database `troupe_<NAME>`.
+    /// Stable name: the consumer group `troupe-<NAME>`, the `processor` metric label, the
+    /// default database `troupe_<NAME>`, and the service (or observer) in `choreography.yaml`,
+    /// which says what it subscribes to and may emit.
     const NAME: &'static str;
-
-    /// Base names (without prefix) of the topics it consumes.
-    fn topics(&self) -> Vec<&'static str>;
 
     /// The migrations of the handler's own tables (`sqlx::migrate!("./migrations")`).
     fn migrator(&self) -> &'static sqlx::migrate::Migrator;

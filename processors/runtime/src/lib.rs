@@ -7,16 +7,19 @@
 //! - [`codec`]: the Confluent wire format through the schema registry;
 //! - [`deadletter`]: reason codes and headers for bad input;
 //! - [`metrics`]: Prometheus metrics and the `/metrics` + `/health` server;
+//! - [`internal_events`]: every log line and metric update, one struct each;
 //! - [`admin`]: topics from `topics.yaml`; [`topics`]: topic prefixes;
 //! - [`config`], [`db`], [`telemetry`], [`shutdown`].
 
 pub mod admin;
+mod batch;
 pub mod codec;
 pub mod config;
 pub mod db;
 pub mod deadletter;
 pub mod group;
 pub mod handler;
+pub mod internal_events;
 pub mod lag;
 pub mod metrics;
 pub mod outbox;

@@ -38,6 +38,8 @@ struct Inner {
     batch_size: HistogramVec,
     consumer_lag: IntGaugeVec,
     outbox_pending: IntGaugeVec,
+    reactions: IntCounterVec,
+    violations: IntCounterVec,
     ready: AtomicBool,
 }
 
@@ -149,7 +151,7 @@ impl Metrics {
                 consumer_lag: gauge(
                     r,
                     "troupe_consumer_lag_messages",
-                    "Messages between the group's committed offset and the partition's high watermark, from the client's fetch statistics.",
+                    "Messages between the group's committed offset and the partition's log end, for each partition this member owns, asked of the broker every TROUPE_LAG_INTERVAL_MS.",
                     &["processor", "topic", "partition"],
                 ),
                 outbox_pending: gauge(
@@ -157,6 +159,18 @@ impl Metrics {
                     "troupe_outbox_pending_messages",
                     "Outbox rows not yet published.",
                     &["processor"],
+                ),
+                reactions: counter(
+                    r,
+                    "troupe_reactions_total",
+                    "Reactions of choreography.yaml exercised: the event reacted to (or timer) and what it emitted (or nothing).",
+                    &["processor", "on", "emitted"],
+                ),
+                violations: counter(
+                    r,
+                    "troupe_choreography_violations_total",
+                    "Events emitted that choreography.yaml does not allow for the reaction that emitted them.",
+                    &["processor", "on", "emitted"],
                 ),
                 ready: AtomicBool::new(false),
                 registry,
@@ -249,6 +263,20 @@ impl Metrics {
             .outbox_pending
             .with_label_values(&[processor])
             .set(pending);
+    }
+
+    pub fn reacted(&self, processor: &str, on: &str, emitted: &str) {
+        self.inner
+            .reactions
+            .with_label_values(&[processor, on, emitted])
+            .inc();
+    }
+
+    pub fn violated(&self, processor: &str, on: &str, emitted: &str) {
+        self.inner
+            .violations
+            .with_label_values(&[processor, on, emitted])
+            .inc();
     }
 
     /// Marks the process ready (or not) for `/health`.

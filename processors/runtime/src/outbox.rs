@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::internal_events::{InternalEvent, OutboxPublished, RelayFailed};
 use crate::metrics::Metrics;
 
 /// The channel the relay listens on for new outbox rows.
@@ -159,8 +160,11 @@ impl Relay {
             match self.lead(&stop).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(%error, processor = self.processor, "outbox relay failed; retrying");
-                    self.metrics.retry(self.processor, "relay");
+                    RelayFailed {
+                        processor: self.processor,
+                        error: &error,
+                    }
+                    .emit(&self.metrics);
                     if stop.is_cancelled() {
                         return;
                     }
@@ -195,7 +199,11 @@ impl Relay {
         let mut draining = false;
         loop {
             let published = self.publish_batch().await?;
-            self.metrics.outbox_published(self.processor, published);
+            OutboxPublished {
+                processor: self.processor,
+                rows: published,
+            }
+            .emit(&self.metrics);
             if published as i64 >= self.batch {
                 continue;
             }

@@ -4,28 +4,28 @@
 //! `run(config, handler, shutdown)` is the one entry point: every processor's `main.rs` calls
 //! it, and tests call it on their own topics and databases.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, Headers, OwnedMessage};
+use rdkafka::message::{Header, Headers};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, Message};
+use rdkafka::ClientConfig;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use troupe_events::{topics as base_topics, Envelope};
-use uuid::Uuid;
+use troupe_events::choreography::Choreography;
 
 use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
-use crate::deadletter::{dead_letter_headers, Origin, Reason};
 use crate::group::{self, Applied, GroupConsumer};
-use crate::handler::{now_ms, Handler, HandlerError, Source};
+use crate::handler::Handler;
+use crate::internal_events::{
+    BatchFailed, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
+};
 use crate::metrics::{self, Metrics};
-use crate::outbox::{self, Backoff, OutboxRow, Relay};
+use crate::outbox::{self, Backoff, Relay};
 use crate::topics::Topics;
 
 /// Header naming the event type on every published event.
@@ -51,7 +51,7 @@ pub enum RuntimeError {
 
 /// What failed while applying a batch; always retried.
 #[derive(Debug, thiserror::Error)]
-enum BatchError {
+pub(crate) enum BatchError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("store: {0}")]
@@ -62,13 +62,13 @@ enum BatchError {
     Encode(#[from] EncodeError),
 }
 
-struct Ctx<H> {
-    handler: H,
-    codec: Codec,
-    pool: PgPool,
-    topics: Topics,
-    metrics: Metrics,
-    wake: Arc<Notify>,
+pub(crate) struct Ctx<H> {
+    pub(crate) handler: H,
+    pub(crate) codec: Codec,
+    pub(crate) pool: PgPool,
+    pub(crate) topics: Topics,
+    pub(crate) metrics: Metrics,
+    pub(crate) wake: Arc<Notify>,
 }
 
 /// Starts processor `H` and runs it until `shutdown` resolves; then finishes the batch in
@@ -113,7 +113,17 @@ pub async fn start<H: Handler>(
         .set("message.timeout.ms", "30000")
         .set("log_level", "4")
         .create()?;
-    let subscribed: Vec<String> = handler.topics().iter().map(|t| topics.name(t)).collect();
+    let subscribed: Vec<String> = Choreography::current()
+        .subscriptions(H::NAME)
+        .iter()
+        .map(|t| topics.name(t))
+        .collect();
+    if subscribed.is_empty() {
+        return Err(RuntimeError::Config(format!(
+            "{} is neither a service nor an observer in choreography.yaml: it would read nothing",
+            H::NAME
+        )));
+    }
     let consumer = Arc::new(group::subscribe(&config, H::NAME, &subscribed)?);
 
     let listener = TcpListener::bind(&config.metrics_listen)
@@ -208,8 +218,11 @@ async fn consume<H: Handler>(
         let first = match first {
             Ok(message) => message.detach(),
             Err(error) => {
-                tracing::warn!(%error, processor = H::NAME, "kafka receive failed");
-                ctx.metrics.retry(H::NAME, "consume");
+                KafkaReceiveFailed {
+                    processor: H::NAME,
+                    error: &error,
+                }
+                .emit(&ctx.metrics);
                 backoff.wait().await;
                 continue;
             }
@@ -220,7 +233,11 @@ async fn consume<H: Handler>(
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(message)) => batch.push(message.detach()),
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, processor = H::NAME, "kafka receive failed");
+                    KafkaReceiveFailed {
+                        processor: H::NAME,
+                        error: &error,
+                    }
+                    .emit(&ctx.metrics);
                     break;
                 }
                 Err(_) => break,
@@ -230,8 +247,12 @@ async fn consume<H: Handler>(
             match ctx.apply(&batch).await {
                 Ok(()) => break,
                 Err(error) => {
-                    tracing::warn!(%error, processor = H::NAME, messages = batch.len(), "batch failed; retrying");
-                    ctx.metrics.retry(H::NAME, "batch");
+                    BatchFailed {
+                        processor: H::NAME,
+                        error: &error,
+                        messages: batch.len(),
+                    }
+                    .emit(&ctx.metrics);
                     if stop.is_cancelled() {
                         // Not committed: the batch is delivered again after a restart.
                         return applied;
@@ -245,221 +266,6 @@ async fn consume<H: Handler>(
     }
 }
 
-// The large variant is the common one; boxing it would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-enum Item<'a> {
-    /// A decoded event and the message it came from.
-    Event(Envelope, &'a OwnedMessage),
-    Dead {
-        reason: Reason,
-        detail: String,
-        key: Option<String>,
-        payload: Option<Vec<u8>>,
-        origin: Origin,
-    },
-}
-
-/// A message's key, bytes and position, unchanged, for its dead letter.
-fn original(message: &OwnedMessage) -> (Option<String>, Option<Vec<u8>>, Origin) {
-    (
-        message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
-        message.payload().map(<[u8]>::to_vec),
-        Origin {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-        },
-    )
-}
-
-impl<H: Handler> Ctx<H> {
-    async fn apply(&self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
-        let started = Instant::now();
-        let mut items = Vec::with_capacity(batch.len());
-        for message in batch {
-            self.metrics
-                .consumed(H::NAME, self.topics.base(message.topic()));
-            match self.codec.decode_message(message.payload()).await {
-                Ok(decoded) => {
-                    if let Some(version) = decoded.upcast_from {
-                        self.metrics
-                            .upcast(H::NAME, decoded.envelope.event_type().name(), version);
-                    }
-                    items.push(Item::Event(decoded.envelope, message))
-                }
-                Err(DecodeError::Rejected { reason, detail }) => {
-                    tracing::warn!(
-                        processor = H::NAME,
-                        topic = message.topic(),
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        %reason,
-                        error = %detail,
-                        "dead-lettering a message"
-                    );
-                    let (key, payload, origin) = original(message);
-                    items.push(Item::Dead {
-                        reason,
-                        detail,
-                        key,
-                        payload,
-                        origin,
-                    })
-                }
-                Err(transient @ DecodeError::Transient(_)) => return Err(transient.into()),
-            }
-        }
-
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<Uuid> = items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Event(e, _) => Some(e.meta.event_id),
-                Item::Dead { .. } => None,
-            })
-            .collect();
-        let mut fresh = outbox::claim_inbox(&mut tx, &ids).await?;
-        let mut rows = Vec::new();
-        let mut handled = Vec::new();
-        let mut emitted = Vec::new();
-        let mut dead = Vec::new();
-        let mut duplicates = 0;
-        for item in items {
-            match item {
-                Item::Dead {
-                    reason,
-                    detail,
-                    key,
-                    payload,
-                    origin,
-                } => {
-                    rows.push(self.dead_letter(reason, &detail, key, payload, &origin));
-                    dead.push(reason);
-                }
-                Item::Event(envelope, message) => {
-                    if !fresh.remove(&envelope.meta.event_id) {
-                        duplicates += 1;
-                        continue;
-                    }
-                    let span = tracing::debug_span!(
-                        "handle",
-                        processor = H::NAME,
-                        event_type = envelope.event_type().name(),
-                        order_id = %envelope.meta.order_id,
-                        correlation_id = %envelope.meta.correlation_id,
-                    );
-                    let _enter = span.enter();
-                    let source = Source {
-                        topic: self.topics.base(message.topic()),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                    };
-                    match self
-                        .handler
-                        .handle_at(&mut tx, &envelope, source, now)
-                        .await
-                    {
-                        Ok(outputs) => {
-                            handled.push(envelope.event_type().name());
-                            for output in outputs {
-                                emitted.push(output.event_type().name());
-                                rows.push(self.event_row(&output).await?);
-                            }
-                        }
-                        Err(HandlerError::Rejected(detail)) => {
-                            tracing::warn!(processor = H::NAME, error = %detail, "handler rejected an event");
-                            let (key, payload, origin) = original(message);
-                            rows.push(self.dead_letter(
-                                Reason::Rejected,
-                                &detail,
-                                key,
-                                payload,
-                                &origin,
-                            ));
-                            dead.push(Reason::Rejected);
-                        }
-                        Err(HandlerError::Database(error)) => return Err(error.into()),
-                        Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
-                    }
-                }
-            }
-        }
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for message in batch {
-            let entry = next
-                .entry((
-                    self.topics.base(message.topic()).to_owned(),
-                    message.partition(),
-                ))
-                .or_default();
-            *entry = (*entry).max(message.offset() + 1);
-        }
-        let next: Vec<(String, i32, i64)> = next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
-        match self.handler.batch_applied(&mut tx, &next).await {
-            Ok(()) => {}
-            Err(HandlerError::Database(error)) => return Err(error.into()),
-            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
-            Err(HandlerError::Rejected(detail)) => {
-                return Err(BatchError::Store(format!("batch rejected: {detail}")))
-            }
-        }
-        outbox::append(&mut tx, &rows).await?;
-        tx.commit().await?;
-        if !rows.is_empty() {
-            self.wake.notify_one();
-        }
-        for event_type in handled {
-            self.metrics.handled(H::NAME, event_type);
-        }
-        for event_type in emitted {
-            self.metrics.emitted(H::NAME, event_type);
-        }
-        for reason in dead {
-            self.metrics.dead_letter(H::NAME, reason.code());
-        }
-        for _ in 0..duplicates {
-            self.metrics.duplicate(H::NAME);
-        }
-        self.metrics
-            .batch(H::NAME, started.elapsed().as_secs_f64(), batch.len());
-        Ok(())
-    }
-
-    async fn event_row(&self, envelope: &Envelope) -> Result<OutboxRow, EncodeError> {
-        Ok(OutboxRow {
-            topic: self.topics.name(envelope.event_type().topic()),
-            key: Some(envelope.key()),
-            payload: Some(self.codec.encode(envelope).await?),
-            headers: vec![
-                (
-                    EVENT_TYPE_HEADER.into(),
-                    envelope.event_type().name().into(),
-                ),
-                (EVENT_ID_HEADER.into(), envelope.meta.event_id.to_string()),
-            ],
-        })
-    }
-
-    fn dead_letter(
-        &self,
-        reason: Reason,
-        detail: &str,
-        key: Option<String>,
-        payload: Option<Vec<u8>>,
-        origin: &Origin,
-    ) -> OutboxRow {
-        OutboxRow {
-            topic: self.topics.name(base_topics::DEADLETTER),
-            key,
-            payload,
-            headers: dead_letter_headers(reason, detail, H::NAME, origin),
-        }
-    }
-}
-
 async fn tick_loop<H: Handler>(ctx: Arc<Ctx<H>>, every: Duration, stop: CancellationToken) {
     let mut backoff = Backoff::new();
     loop {
@@ -470,39 +276,14 @@ async fn tick_loop<H: Handler>(ctx: Arc<Ctx<H>>, every: Duration, stop: Cancella
         match ctx.fire_timers().await {
             Ok(()) => backoff.reset(),
             Err(error) => {
-                tracing::warn!(%error, processor = H::NAME, "timers failed; retrying");
-                ctx.metrics.retry(H::NAME, "tick");
+                TimersFailed {
+                    processor: H::NAME,
+                    error: &error,
+                }
+                .emit(&ctx.metrics);
                 backoff.wait().await;
             }
         }
-    }
-}
-
-impl<H: Handler> Ctx<H> {
-    async fn fire_timers(&self) -> Result<(), BatchError> {
-        let mut tx = self.pool.begin().await?;
-        let outputs = match self.handler.tick(&mut tx, now_ms()).await {
-            Ok(outputs) => outputs,
-            Err(HandlerError::Database(error)) => return Err(error.into()),
-            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
-            Err(HandlerError::Rejected(detail)) => {
-                tracing::error!(processor = H::NAME, error = %detail, "a timer was rejected");
-                return Ok(());
-            }
-        };
-        let mut rows = Vec::with_capacity(outputs.len());
-        for output in &outputs {
-            rows.push(self.event_row(output).await?);
-        }
-        outbox::append(&mut tx, &rows).await?;
-        tx.commit().await?;
-        for output in &outputs {
-            self.metrics.emitted(H::NAME, output.event_type().name());
-        }
-        if !rows.is_empty() {
-            self.wake.notify_one();
-        }
-        Ok(())
     }
 }
 
@@ -515,7 +296,11 @@ async fn housekeeping<H: Handler>(ctx: Arc<Ctx<H>>, inbox_keep: Duration, stop: 
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
         if let Ok(pending) = outbox::pending(&ctx.pool).await {
-            ctx.metrics.outbox_pending(H::NAME, pending);
+            OutboxBacklog {
+                processor: H::NAME,
+                pending,
+            }
+            .emit(&ctx.metrics);
         }
         if last_prune.elapsed() >= Duration::from_secs(600) {
             last_prune = Instant::now();

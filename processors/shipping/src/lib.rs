@@ -9,7 +9,7 @@ pub mod decide;
 pub mod store;
 
 use sqlx::PgConnection;
-use troupe_events::{topics, Envelope, Event};
+use troupe_events::{Envelope, Event};
 use troupe_runtime::config::env_or;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
@@ -38,10 +38,6 @@ impl ShippingService {
 
 impl Handler for ShippingService {
     const NAME: &'static str = "shipping";
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![topics::ORDER_EVENTS, topics::PAYMENT_EVENTS]
-    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

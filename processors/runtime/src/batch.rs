@@ -1,0 +1,340 @@
+//! Applying a batch: decode every message, hand each event the service reacts to to the handler
+//! in one database transaction with the inbox and the outbox, check what it emits against the
+//! choreography, commit, then report. Timers fire the same way.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use rdkafka::message::OwnedMessage;
+use rdkafka::Message;
+use sqlx::PgConnection;
+use troupe_events::choreography::{Choreography, TIMER};
+use troupe_events::{topics as base_topics, Envelope};
+use uuid::Uuid;
+
+use crate::codec::{DecodeError, EncodeError};
+use crate::deadletter::{dead_letter_headers, Origin, Reason};
+use crate::handler::{now_ms, Handler, HandlerError, Source};
+use crate::internal_events::{
+    BatchApplied, ChoreographyViolated, DeadLettered, EventUpcast, InternalEvent, MessageConsumed,
+    Reacted, TimersFired,
+};
+use crate::outbox::{self, OutboxRow};
+use crate::processor::{BatchError, Ctx, EVENT_ID_HEADER, EVENT_TYPE_HEADER};
+
+// The large variant is the common one; boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Item<'a> {
+    /// A decoded event the service reacts to, and the message it came from.
+    Event(Envelope, &'a OwnedMessage),
+    Dead(DeadLetter),
+}
+
+/// A message refused, with why and where from.
+struct DeadLetter {
+    reason: Reason,
+    detail: String,
+    key: Option<String>,
+    payload: Option<Vec<u8>>,
+    origin: Origin,
+}
+
+impl DeadLetter {
+    /// The message's key, bytes and position, unchanged.
+    fn of(message: &OwnedMessage, reason: Reason, detail: String) -> Self {
+        DeadLetter {
+            reason,
+            detail,
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: message.payload().map(<[u8]>::to_vec),
+            origin: Origin {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+            },
+        }
+    }
+}
+
+/// What a batch did, reported once it is committed.
+#[derive(Default)]
+struct Report {
+    rows: Vec<OutboxRow>,
+    handled: Vec<&'static str>,
+    emitted: Vec<&'static str>,
+    /// (on, emitted or nothing)
+    reactions: Vec<(&'static str, Option<&'static str>)>,
+    /// (on, emitted) not allowed by the choreography.
+    violations: Vec<(String, &'static str)>,
+    dead: Vec<DeadLetter>,
+    duplicates: usize,
+}
+
+impl<H: Handler> Ctx<H> {
+    pub(crate) async fn apply(&self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
+        let started = Instant::now();
+        let items = self.decode(batch).await?;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut report = self.handle_all(&mut tx, items, now).await?;
+        let next = next_offsets(batch, |topic| self.topics.base(topic));
+        match self.handler.batch_applied(&mut tx, &next).await {
+            Ok(()) => {}
+            Err(HandlerError::Database(error)) => return Err(error.into()),
+            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
+            Err(HandlerError::Rejected(detail)) => {
+                return Err(BatchError::Store(format!("batch rejected: {detail}")))
+            }
+        }
+        for dead in &report.dead {
+            report.rows.push(self.dead_letter_row(dead));
+        }
+        outbox::append(&mut tx, &report.rows).await?;
+        tx.commit().await?;
+        if !report.rows.is_empty() {
+            self.wake.notify_one();
+        }
+        self.report(&report, started.elapsed().as_secs_f64(), batch.len());
+        Ok(())
+    }
+
+    /// Decodes every message; a transient failure (the registry) fails the batch. Events the
+    /// service does not react to are dropped here.
+    async fn decode<'a>(&self, batch: &'a [OwnedMessage]) -> Result<Vec<Item<'a>>, BatchError> {
+        let choreography = Choreography::current();
+        let mut items = Vec::with_capacity(batch.len());
+        for message in batch {
+            MessageConsumed {
+                processor: H::NAME,
+                topic: self.topics.base(message.topic()),
+            }
+            .emit(&self.metrics);
+            match self.codec.decode_message(message.payload()).await {
+                Ok(decoded) => {
+                    let event_type = decoded.envelope.event_type();
+                    if let Some(from_version) = decoded.upcast_from {
+                        EventUpcast {
+                            processor: H::NAME,
+                            event_type: event_type.name(),
+                            from_version,
+                        }
+                        .emit(&self.metrics);
+                    }
+                    if choreography.reacts(H::NAME, event_type) {
+                        items.push(Item::Event(decoded.envelope, message));
+                    }
+                }
+                Err(DecodeError::Rejected { reason, detail }) => {
+                    items.push(Item::Dead(DeadLetter::of(message, reason, detail)));
+                }
+                Err(transient @ DecodeError::Transient(_)) => return Err(transient.into()),
+            }
+        }
+        Ok(items)
+    }
+
+    /// The inbox claim, then each new event through the handler, in order.
+    async fn handle_all(
+        &self,
+        tx: &mut PgConnection,
+        items: Vec<Item<'_>>,
+        now: i64,
+    ) -> Result<Report, BatchError> {
+        let ids: Vec<Uuid> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Event(e, _) => Some(e.meta.event_id),
+                Item::Dead(_) => None,
+            })
+            .collect();
+        let mut fresh = outbox::claim_inbox(&mut *tx, &ids).await?;
+        let mut report = Report::default();
+        for item in items {
+            let (envelope, message) = match item {
+                Item::Dead(dead) => {
+                    report.dead.push(dead);
+                    continue;
+                }
+                Item::Event(envelope, message) => (envelope, message),
+            };
+            if !fresh.remove(&envelope.meta.event_id) {
+                report.duplicates += 1;
+                continue;
+            }
+            let on = envelope.event_type().name();
+            let span = tracing::debug_span!(
+                "handle",
+                processor = H::NAME,
+                event_type = on,
+                order_id = %envelope.meta.order_id,
+                correlation_id = %envelope.meta.correlation_id,
+            );
+            let _enter = span.enter();
+            let source = Source {
+                topic: self.topics.base(message.topic()),
+                partition: message.partition(),
+                offset: message.offset(),
+            };
+            match self
+                .handler
+                .handle_at(&mut *tx, &envelope, source, now)
+                .await
+            {
+                Ok(outputs) => {
+                    report.handled.push(on);
+                    self.emitted(&mut report, on, &outputs).await?;
+                }
+                Err(HandlerError::Rejected(detail)) => {
+                    report
+                        .dead
+                        .push(DeadLetter::of(message, Reason::Rejected, detail));
+                }
+                Err(HandlerError::Database(error)) => return Err(error.into()),
+                Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records what a reaction to `on` (or [`TIMER`]) emitted: outbox rows, the arrows of the
+    /// choreography it exercised, and anything the choreography does not allow.
+    async fn emitted(
+        &self,
+        report: &mut Report,
+        on: &'static str,
+        outputs: &[Envelope],
+    ) -> Result<(), EncodeError> {
+        let choreography = Choreography::current();
+        let declared = choreography.service(H::NAME).is_some();
+        if declared && outputs.is_empty() {
+            report.reactions.push((on, None));
+        }
+        for output in outputs {
+            let emitted = output.event_type().name();
+            if declared {
+                report.reactions.push((on, Some(emitted)));
+                if !choreography.allows(H::NAME, on, output.event_type()) {
+                    report.violations.push((on.to_owned(), emitted));
+                }
+            }
+            report.emitted.push(emitted);
+            report.rows.push(self.event_row(output).await?);
+        }
+        Ok(())
+    }
+
+    /// Fires the handler's due timers in one transaction with their outbox rows.
+    pub(crate) async fn fire_timers(&self) -> Result<(), BatchError> {
+        let started = Instant::now();
+        let mut tx = self.pool.begin().await?;
+        let outputs = match self.handler.tick(&mut tx, now_ms()).await {
+            Ok(outputs) => outputs,
+            Err(HandlerError::Database(error)) => return Err(error.into()),
+            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
+            Err(HandlerError::Rejected(detail)) => {
+                return Err(BatchError::Store(format!("a timer was rejected: {detail}")))
+            }
+        };
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let mut report = Report::default();
+        self.emitted(&mut report, TIMER, &outputs).await?;
+        outbox::append(&mut tx, &report.rows).await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        self.report(&report, started.elapsed().as_secs_f64(), 0);
+        Ok(())
+    }
+
+    /// Everything a committed batch did, as internal events.
+    fn report(&self, report: &Report, seconds: f64, messages: usize) {
+        for dead in &report.dead {
+            DeadLettered {
+                processor: H::NAME,
+                reason: dead.reason.code(),
+                detail: &dead.detail,
+                topic: &dead.origin.topic,
+                partition: dead.origin.partition,
+                offset: dead.origin.offset,
+            }
+            .emit(&self.metrics);
+        }
+        for (on, emitted) in &report.reactions {
+            Reacted {
+                processor: H::NAME,
+                on,
+                emitted: *emitted,
+            }
+            .emit(&self.metrics);
+        }
+        for (on, emitted) in &report.violations {
+            ChoreographyViolated {
+                processor: H::NAME,
+                on,
+                emitted,
+            }
+            .emit(&self.metrics);
+        }
+        if messages > 0 {
+            BatchApplied {
+                processor: H::NAME,
+                seconds,
+                messages,
+                handled: &report.handled,
+                emitted: &report.emitted,
+                duplicates: report.duplicates,
+            }
+            .emit(&self.metrics);
+        } else {
+            TimersFired {
+                processor: H::NAME,
+                emitted: &report.emitted,
+            }
+            .emit(&self.metrics);
+        }
+    }
+
+    pub(crate) async fn event_row(&self, envelope: &Envelope) -> Result<OutboxRow, EncodeError> {
+        Ok(OutboxRow {
+            topic: self.topics.name(envelope.event_type().topic()),
+            key: Some(envelope.key()),
+            payload: Some(self.codec.encode(envelope).await?),
+            headers: vec![
+                (
+                    EVENT_TYPE_HEADER.into(),
+                    envelope.event_type().name().into(),
+                ),
+                (EVENT_ID_HEADER.into(), envelope.meta.event_id.to_string()),
+            ],
+        })
+    }
+
+    fn dead_letter_row(&self, dead: &DeadLetter) -> OutboxRow {
+        OutboxRow {
+            topic: self.topics.name(base_topics::DEADLETTER),
+            key: dead.key.clone(),
+            payload: dead.payload.clone(),
+            headers: dead_letter_headers(dead.reason, &dead.detail, H::NAME, &dead.origin),
+        }
+    }
+}
+
+/// The next offset to read of every partition `batch` read from, by base topic.
+fn next_offsets<'a>(
+    batch: &'a [OwnedMessage],
+    base: impl Fn(&'a str) -> &'a str,
+) -> Vec<(String, i32, i64)> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = next
+            .entry((base(message.topic()), message.partition()))
+            .or_default();
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    next.into_iter()
+        .map(|((t, p), o)| (t.to_owned(), p, o))
+        .collect()
+}

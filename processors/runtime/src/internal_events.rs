@@ -1,0 +1,273 @@
+//! Instrumentation as events: everything worth knowing about a running processor is one struct
+//! here, and its [`InternalEvent::emit`] writes the log line and updates the metrics together,
+//! so the two cannot drift apart. The runtime never logs a failure or counts one anywhere
+//! else. `docs/instrumentation.md` lists them.
+
+use std::fmt::Display;
+
+use crate::metrics::Metrics;
+
+/// Something that happened in a processor.
+pub trait InternalEvent {
+    fn emit(self, metrics: &Metrics);
+}
+
+/// A message was read from Kafka (before decoding).
+#[derive(Debug)]
+pub struct MessageConsumed<'a> {
+    pub processor: &'a str,
+    pub topic: &'a str,
+}
+
+impl InternalEvent for MessageConsumed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics.consumed(self.processor, self.topic);
+    }
+}
+
+/// A message written with an older schema version was upcast before the handler saw it.
+#[derive(Debug)]
+pub struct EventUpcast<'a> {
+    pub processor: &'a str,
+    pub event_type: &'a str,
+    pub from_version: u32,
+}
+
+impl InternalEvent for EventUpcast<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            processor = self.processor,
+            event_type = self.event_type,
+            from_version = self.from_version,
+            "event upcast"
+        );
+        metrics.upcast(self.processor, self.event_type, self.from_version);
+    }
+}
+
+/// Receiving from Kafka failed; the consume loop backs off and tries again.
+#[derive(Debug)]
+pub struct KafkaReceiveFailed<'a, E: Display> {
+    pub processor: &'a str,
+    pub error: &'a E,
+}
+
+impl<E: Display> InternalEvent for KafkaReceiveFailed<'_, E> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(error = %self.error, processor = self.processor, "kafka receive failed; retrying");
+        metrics.retry(self.processor, "consume");
+    }
+}
+
+/// Applying a batch failed (the database, a store, the registry); it is retried whole.
+#[derive(Debug)]
+pub struct BatchFailed<'a, E: Display> {
+    pub processor: &'a str,
+    pub error: &'a E,
+    pub messages: usize,
+}
+
+impl<E: Display> InternalEvent for BatchFailed<'_, E> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(error = %self.error, processor = self.processor, messages = self.messages, "batch failed; retrying");
+        metrics.retry(self.processor, "batch");
+    }
+}
+
+/// Firing due timers failed; retried on the next tick after a backoff.
+#[derive(Debug)]
+pub struct TimersFailed<'a, E: Display> {
+    pub processor: &'a str,
+    pub error: &'a E,
+}
+
+impl<E: Display> InternalEvent for TimersFailed<'_, E> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(error = %self.error, processor = self.processor, "timers failed; retrying");
+        metrics.retry(self.processor, "tick");
+    }
+}
+
+/// The outbox relay failed (the broker or the database); it starts again from the oldest row.
+#[derive(Debug)]
+pub struct RelayFailed<'a, E: Display> {
+    pub processor: &'a str,
+    pub error: &'a E,
+}
+
+impl<E: Display> InternalEvent for RelayFailed<'_, E> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(error = %self.error, processor = self.processor, "outbox relay failed; retrying");
+        metrics.retry(self.processor, "relay");
+    }
+}
+
+/// A message went to the dead-letter topic.
+#[derive(Debug)]
+pub struct DeadLettered<'a> {
+    pub processor: &'a str,
+    pub reason: &'a str,
+    pub detail: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl InternalEvent for DeadLettered<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(
+            processor = self.processor,
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            reason = self.reason,
+            error = self.detail,
+            "dead-lettered a message"
+        );
+        metrics.dead_letter(self.processor, self.reason);
+    }
+}
+
+/// A batch was applied and committed to the database.
+#[derive(Debug)]
+pub struct BatchApplied<'a> {
+    pub processor: &'a str,
+    pub seconds: f64,
+    pub messages: usize,
+    pub handled: &'a [&'static str],
+    pub emitted: &'a [&'static str],
+    pub duplicates: usize,
+}
+
+impl InternalEvent for BatchApplied<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            processor = self.processor,
+            messages = self.messages,
+            handled = self.handled.len(),
+            emitted = self.emitted.len(),
+            duplicates = self.duplicates,
+            seconds = self.seconds,
+            "batch applied"
+        );
+        for event_type in self.handled {
+            metrics.handled(self.processor, event_type);
+        }
+        for event_type in self.emitted {
+            metrics.emitted(self.processor, event_type);
+        }
+        for _ in 0..self.duplicates {
+            metrics.duplicate(self.processor);
+        }
+        metrics.batch(self.processor, self.seconds, self.messages);
+    }
+}
+
+/// Due timers fired and emitted events.
+#[derive(Debug)]
+pub struct TimersFired<'a> {
+    pub processor: &'a str,
+    pub emitted: &'a [&'static str],
+}
+
+impl InternalEvent for TimersFired<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            processor = self.processor,
+            emitted = self.emitted.len(),
+            "timers fired"
+        );
+        for event_type in self.emitted {
+            metrics.emitted(self.processor, event_type);
+        }
+    }
+}
+
+/// A service reacted to an event (or fired a timer, `on = "timer"`) and emitted `emitted`
+/// (`None`: nothing): one arrow of the choreography exercised.
+#[derive(Debug)]
+pub struct Reacted<'a> {
+    pub processor: &'a str,
+    pub on: &'a str,
+    pub emitted: Option<&'a str>,
+}
+
+impl InternalEvent for Reacted<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics.reacted(self.processor, self.on, self.emitted.unwrap_or("nothing"));
+    }
+}
+
+/// A handler emitted an event `choreography.yaml` does not allow for that reaction: a bug in
+/// the handler or in the declaration. The event is still emitted (refusing it could strand
+/// the order); the end-to-end tests fail on any.
+#[derive(Debug)]
+pub struct ChoreographyViolated<'a> {
+    pub processor: &'a str,
+    pub on: &'a str,
+    pub emitted: &'a str,
+}
+
+impl InternalEvent for ChoreographyViolated<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::error!(
+            processor = self.processor,
+            on = self.on,
+            emitted = self.emitted,
+            "a reaction emitted an event choreography.yaml does not allow"
+        );
+        metrics.violated(self.processor, self.on, self.emitted);
+    }
+}
+
+/// The relay published outbox rows, acknowledged by the broker.
+#[derive(Debug)]
+pub struct OutboxPublished<'a> {
+    pub processor: &'a str,
+    pub rows: usize,
+}
+
+impl InternalEvent for OutboxPublished<'_> {
+    fn emit(self, metrics: &Metrics) {
+        if self.rows > 0 {
+            tracing::trace!(
+                processor = self.processor,
+                rows = self.rows,
+                "outbox published"
+            );
+        }
+        metrics.outbox_published(self.processor, self.rows);
+    }
+}
+
+/// How many outbox rows wait (measured every few seconds).
+#[derive(Debug)]
+pub struct OutboxBacklog<'a> {
+    pub processor: &'a str,
+    pub pending: i64,
+}
+
+impl InternalEvent for OutboxBacklog<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics.outbox_pending(self.processor, self.pending);
+    }
+}
+
+/// The lag of one partition this member owns, as the broker sees it.
+#[derive(Debug)]
+pub struct PartitionLag<'a> {
+    pub processor: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    /// `None`: the partition is no longer owned here; its figure goes.
+    pub lag: Option<i64>,
+}
+
+impl InternalEvent for PartitionLag<'_> {
+    fn emit(self, metrics: &Metrics) {
+        match self.lag {
+            Some(lag) => metrics.consumer_lag(self.processor, self.topic, self.partition, lag),
+            None => metrics.forget_consumer_lag(self.processor, self.topic, self.partition),
+        }
+    }
+}
