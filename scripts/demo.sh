@@ -11,7 +11,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 ORDERS=${DEMO_ORDERS:-500}
 RATE=${DEMO_RATE:-200}
-SERVICES=(order inventory payment shipping notification projector)
 
 scripts/stack.sh up
 # shellcheck disable=SC1091
@@ -24,54 +23,14 @@ printf '\n== building the processors\n'
 cargo build --quiet --bins -p troupe-order -p troupe-inventory -p troupe-payment -p troupe-shipping \
   -p troupe-notification -p troupe-readmodels -p troupe-cli
 
-printf '\n== starting the saga processors and the read-model projector\n'
-port=29101
-for service in "${SERVICES[@]}"; do
-  pid_file=$RUN/$service.pid
-  if [[ -f $pid_file ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    echo "$service      reusing pid $(cat "$pid_file")"
-  else
-    # Demo timers: a reservation waits 10 s for payment, a payment review takes 15 s.
-    TROUPE_RESERVATION_TTL_MS=10000 TROUPE_PAYMENT_REVIEW_MS=15000 \
-      TROUPE_INSTANCE=$service-0 \
-      TROUPE_METRICS_LISTEN=127.0.0.1:$port RUST_LOG=${RUST_LOG:-info} \
-      TROUPE_READMODEL_COPY=${TROUPE_READMODEL_COPY:-a} \
-      setsid nohup "$BIN/troupe-$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
-    echo $! >"$pid_file"
-    echo "$port" >"$RUN/$service.port"
-    echo "$service      started, metrics on http://127.0.0.1:$port/metrics"
-  fi
-  port=$((port + 1))
-done
-for service in "${SERVICES[@]}"; do
-  metrics_port=$(cat "$RUN/$service.port")
-  deadline=$((SECONDS + 60))
-  until curl -fsS "http://127.0.0.1:$metrics_port/health" >/dev/null 2>&1; do
-    kill -0 "$(cat "$RUN/$service.pid")" 2>/dev/null ||
-      { echo "demo: $service exited: $(tail -n 1 "$LOGS/$service.log")" >&2; exit 1; }
-    ((SECONDS < deadline)) || { echo "demo: $service not healthy after 60 s (see $LOGS/$service.log)" >&2; exit 1; }
-    sleep 0.2
-  done
-done
-
+printf '\n== starting the saga processors, the read-model projector and the query API\n'
 QUERY_PORT=${TROUPE_QUERY_PORT:-28090}
 export TROUPE_QUERY_URL=http://127.0.0.1:$QUERY_PORT
-if [[ -f $RUN/query.pid ]] && kill -0 "$(cat "$RUN/query.pid")" 2>/dev/null; then
-  echo "query        reusing pid $(cat "$RUN/query.pid")"
-else
-  # No TROUPE_READMODEL_COPY: it serves whichever copy is live and follows rebuilds.
-  TROUPE_QUERY_LISTEN=127.0.0.1:$QUERY_PORT RUST_LOG=${RUST_LOG:-info} \
-    setsid nohup "$BIN/troupe-query" >>"$LOGS/query.log" 2>&1 </dev/null &
-  echo $! >"$RUN/query.pid"
-  echo "query        started on $TROUPE_QUERY_URL (OpenAPI: $TROUPE_QUERY_URL/openapi.json)"
-fi
-deadline=$((SECONDS + 60))
-until curl -fsS "$TROUPE_QUERY_URL/health" >/dev/null 2>&1; do
-  kill -0 "$(cat "$RUN/query.pid")" 2>/dev/null ||
-    { echo "demo: the query API exited: $(tail -n 1 "$LOGS/query.log")" >&2; exit 1; }
-  ((SECONDS < deadline)) || { echo "demo: the query API not up after 60 s (see $LOGS/query.log)" >&2; exit 1; }
-  sleep 0.2
-done
+# Demo timers: a reservation waits 10 s for payment, a payment review takes 15 s. The query API
+# serves whichever copy is live and follows rebuilds.
+RUST_LOG=${RUST_LOG:-info} "$BIN/troupe" deploy start --query-port "$QUERY_PORT" \
+  --set TROUPE_RESERVATION_TTL_MS=10000 --set TROUPE_PAYMENT_REVIEW_MS=15000 \
+  --set "RUST_LOG=${RUST_LOG:-info}"
 
 seed=$(date +%s)
 printf '\n== adding the stock %s orders need\n' "$ORDERS"

@@ -109,7 +109,7 @@ async fn reported_lag(saga: &Saga) -> PerPartition<i64> {
             let value: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
             lag.insert(
                 (
-                    format!("{}-{service}", saga.id),
+                    saga.group(service),
                     format!("{}{}", saga.prefix, label("topic")),
                     label("partition").parse().unwrap(),
                 ),
@@ -143,7 +143,7 @@ async fn the_lag_processors_report_is_the_lag_the_broker_has() {
         .collect();
     let groups = SERVICES
         .iter()
-        .map(|s| (format!("{}-{s}", saga.id), topics.clone()))
+        .map(|s| (saga.group(s), topics.clone()))
         .collect();
     let probe = LagProbe::new(&saga.stack.kafka_bootstrap, groups, partitions).unwrap();
 

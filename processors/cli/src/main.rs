@@ -1,6 +1,7 @@
 //! `troupe`: the operator's command line.
 
 mod bench;
+mod deploy;
 mod orders;
 mod produce;
 mod readmodels;
@@ -61,6 +62,9 @@ enum Command {
     /// Rebuild (blue/green), list and drop copies of the read models.
     #[command(subcommand)]
     Readmodels(readmodels::ReadModelsCommand),
+    /// Run the processors, the projector and the query API as local processes (the demo).
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// The choreography (choreography.yaml): check it, draw it.
     #[command(subcommand)]
     Saga(saga::SagaCommand),
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
             Command::Orders(command) => orders::run(command).await,
             Command::Readmodels(command) => readmodels::run(command).await,
             Command::Saga(command) => saga::run(command, &cli.topics_file).await,
+            Command::Deploy(command) => deploy::run(command).await,
         }
     });
     match result {

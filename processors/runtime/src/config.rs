@@ -3,9 +3,12 @@
 //! The variable names are the ones `.troupe/stack.env` exports after `make up`, and the ones a
 //! Helm `env:` entry sets in production.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use troupe_events::catalog::Pins;
+
+use crate::topics::Topics;
 
 /// The default ports of the local stack (`scripts/stack.sh`), all on 127.0.0.1.
 pub mod ports {
@@ -36,6 +39,8 @@ pub struct KafkaConfig {
     /// (`fetch.min.bytes` 1), so this costs no latency: it only sets how often an idle consumer
     /// asks again.
     pub fetch_wait_ms: u64,
+    /// `TROUPE_KAFKA_DEBUG`: librdkafka debug contexts (e.g. `cgrp,fetch`), logged at debug.
+    pub debug: String,
 }
 
 impl KafkaConfig {
@@ -47,6 +52,7 @@ impl KafkaConfig {
             ),
             request_timeout: Duration::from_secs(10),
             fetch_wait_ms: number("TROUPE_KAFKA_FETCH_WAIT_MS", 100),
+            debug: env_or("TROUPE_KAFKA_DEBUG", ""),
         }
     }
 }
@@ -164,10 +170,17 @@ impl ScyllaConfig {
     }
 }
 
-/// Everything a processor process needs, from the environment.
+/// Everything a processor process needs. [`ProcessorConfig::from_env`] is the only place that
+/// reads it from the environment; `processor::run` takes it whole and reads nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
     pub kafka: KafkaConfig,
+    /// `TROUPE_TOPIC_PREFIX`: every topic behind a prefix (tests, several environments on one
+    /// cluster).
+    pub topics: Topics,
+    /// `$TROUPE_HOME/prometheus/targets` when it exists: where the local stack's Prometheus
+    /// discovers processors to scrape.
+    pub scrape_targets: Option<PathBuf>,
     pub registry: RegistryConfig,
     /// The processor's own database.
     pub database_url: String,
@@ -199,14 +212,25 @@ pub struct ProcessorConfig {
 
 impl ProcessorConfig {
     /// The configuration of processor `name` from the environment; the database is
-    /// `TROUPE_DATABASE` or `troupe_<name>` on `TROUPE_POSTGRES_URL`.
+    /// `TROUPE_DATABASE` or `troupe_<name>` on `TROUPE_POSTGRES_URL`, the group
+    /// `TROUPE_GROUP_ID` or `troupe-<name>`.
     pub fn from_env(name: &str) -> Self {
-        let database = env_or("TROUPE_DATABASE", format!("troupe_{name}"));
+        Self::from_env_or(name, &format!("troupe_{name}"), &format!("troupe-{name}"))
+    }
+
+    /// As [`ProcessorConfig::from_env`], with other defaults for the database and the group
+    /// (the projector names them after its read-model copy).
+    pub fn from_env_or(name: &str, database: &str, group: &str) -> Self {
+        let database = env_or("TROUPE_DATABASE", database);
         Self {
             kafka: KafkaConfig::from_env(),
+            topics: Topics::with_prefix(env_or("TROUPE_TOPIC_PREFIX", "")),
+            scrape_targets: std::env::var_os("TROUPE_HOME")
+                .map(|home| PathBuf::from(home).join("prometheus/targets"))
+                .filter(|dir| dir.is_dir()),
             registry: RegistryConfig::from_env(),
             database_url: PostgresConfig::from_env().database_url(&database),
-            group_id: env_or("TROUPE_GROUP_ID", format!("troupe-{name}")),
+            group_id: env_or("TROUPE_GROUP_ID", group),
             instance: env_or("TROUPE_INSTANCE", format!("{name}-{}", std::process::id())),
             metrics_listen: env_or("TROUPE_METRICS_LISTEN", "127.0.0.1:0"),
             static_member_id: std::env::var("TROUPE_STATIC_MEMBER_ID")

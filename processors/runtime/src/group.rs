@@ -52,11 +52,10 @@ pub fn subscribe(
     processor: &'static str,
     topics: &[String],
 ) -> KafkaResult<GroupConsumer> {
-    // TROUPE_KAFKA_DEBUG: librdkafka debug contexts (e.g. `cgrp,fetch`), logged at debug.
-    let kafka_debug = std::env::var("TROUPE_KAFKA_DEBUG").unwrap_or_default();
+    let kafka_debug = &config.kafka.debug;
     let mut settings = ClientConfig::new();
     if !kafka_debug.is_empty() {
-        settings.set("debug", &kafka_debug);
+        settings.set("debug", kafka_debug);
     }
     if let Some(static_id) = &config.static_member_id {
         // Static membership (KIP-345): a restarted instance takes its old place in the group.

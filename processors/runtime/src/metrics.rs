@@ -329,19 +329,16 @@ async fn health(State(metrics): State<Metrics>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Writes a Prometheus file-discovery target for this process under
-/// `$TROUPE_HOME/prometheus/targets/`, when the local stack's Prometheus runs there.
-/// Returns the file written, for [`unregister_scrape_target`] at shutdown.
+/// Writes a Prometheus file-discovery target for this process into `dir` (the local stack's
+/// `$TROUPE_HOME/prometheus/targets/`), if there is one. Returns the file written, for
+/// [`unregister_scrape_target`] at shutdown.
 pub fn register_scrape_target(
+    dir: Option<&std::path::Path>,
     processor: &str,
     instance: &str,
     address: SocketAddr,
 ) -> Option<std::path::PathBuf> {
-    let home = std::env::var("TROUPE_HOME").ok()?;
-    let dir = std::path::Path::new(&home).join("prometheus/targets");
-    if !dir.is_dir() {
-        return None;
-    }
+    let dir = dir?;
     let body = serde_json::json!([{
         "targets": [address.to_string()],
         "labels": {"processor": processor, "instance_name": instance},

@@ -93,7 +93,7 @@ pub async fn start<H: Handler>(
     handler: H,
     stop: CancellationToken,
 ) -> Result<impl Future<Output = ()> + Send, RuntimeError> {
-    let topics = Topics::from_env();
+    let topics = config.topics.clone();
     let pins = config.registry.pins().map_err(RuntimeError::Config)?;
     let metrics = Metrics::new();
     let pool = crate::db::connect(&config.database_url, 8).await?;
@@ -138,7 +138,12 @@ pub async fn start<H: Handler>(
             address: config.metrics_listen.clone(),
             source,
         })?;
-    let scrape_target = metrics::register_scrape_target(H::NAME, &config.instance, metrics_address);
+    let scrape_target = metrics::register_scrape_target(
+        config.scrape_targets.as_deref(),
+        H::NAME,
+        &config.instance,
+        metrics_address,
+    );
     tokio::spawn(metrics::serve(listener, metrics.clone(), stop.clone()));
 
     let wake = Arc::new(Notify::new());

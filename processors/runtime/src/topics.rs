@@ -15,6 +15,7 @@ impl Topics {
         }
     }
 
+    /// `TROUPE_TOPIC_PREFIX`, for tools (the CLI); processors get theirs in their config.
     pub fn from_env() -> Self {
         Self::with_prefix(std::env::var("TROUPE_TOPIC_PREFIX").unwrap_or_default())
     }

@@ -14,29 +14,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The copy names the database and the group unless they are set explicitly; set before
-    // any thread exists.
-    if std::env::var_os("TROUPE_DATABASE").is_none() {
-        std::env::set_var("TROUPE_DATABASE", copy.database());
-    }
-    if std::env::var_os("TROUPE_GROUP_ID").is_none() {
-        std::env::set_var("TROUPE_GROUP_ID", copy.group());
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
         troupe_runtime::telemetry::init("projector");
-        let config = ProcessorConfig::from_env("projector");
+        // The copy names the database and the group unless they are set explicitly.
+        let config = ProcessorConfig::from_env_or("projector", &copy.database(), &copy.group());
         let stores = async {
             let stores = troupe_readmodels::api::Stores::open(&copy).await?;
             // The first copy of a deployment goes live; later ones are rebuilds.
             let control =
                 troupe_readmodels::control::connect(&PostgresConfig::from_env().url).await?;
-            let prefix = troupe_runtime::topics::Topics::from_env()
-                .prefix()
-                .to_owned();
+            let prefix = config.topics.prefix().to_owned();
             let state = troupe_readmodels::control::register(&control, &prefix, &copy).await?;
             tracing::info!(copy = copy.name(), state, "read-model copy");
             Ok::<_, anyhow::Error>(stores)

@@ -1,0 +1,170 @@
+//! Observing the saga: every event on its topics, booked per order and phase, for latency end
+//! to end and per hop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use troupe_events::{Envelope, Event, EventType};
+use troupe_runtime::codec::Codec;
+use troupe_runtime::config::KafkaConfig;
+use troupe_runtime::handler::now_ms;
+use uuid::Uuid;
+
+/// An event whose cause the watcher has not seen yet.
+#[derive(Clone, Copy)]
+pub(super) struct Effect {
+    pub(super) event_type: EventType,
+    pub(super) appended_ms: i64,
+    pub(super) occurred_ms: i64,
+}
+
+/// A saga event the watcher saw, for per-hop latency.
+#[derive(Clone, Copy)]
+pub(super) struct Seen {
+    pub(super) event_type: EventType,
+    pub(super) appended_ms: i64,
+}
+
+/// One phase (a step, or the latency phase).
+pub(super) struct Phase {
+    pub(super) latency: Histogram<u64>,
+    pub(super) offered: u64,
+    pub(super) completed: u64,
+    /// Distinct events seen for the phase's orders (a redelivered message counts once).
+    pub(super) events: u64,
+    /// Whether hops are recorded (the latency phase only: the others would only add memory).
+    pub(super) hops: bool,
+}
+
+/// What the watcher and the sender share.
+#[derive(Default)]
+pub(super) struct Book {
+    /// Order id → (phase, scheduled send time, ended).
+    pub(super) orders: HashMap<Uuid, (usize, Instant, bool)>,
+    pub(super) phases: Vec<Phase>,
+    pub(super) seen: HashMap<Uuid, Seen>,
+    /// Every event id seen, to count distinct events.
+    pub(super) ids: std::collections::HashSet<Uuid>,
+    pub(super) waiting: HashMap<Uuid, Vec<Effect>>,
+    /// (cause type, effect type) → (hop µs, relay µs).
+    pub(super) hops: BTreeMap<(usize, usize), (Histogram<u64>, Histogram<u64>)>,
+}
+
+pub(super) fn histogram() -> Histogram<u64> {
+    // Microseconds up to an hour, three significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+impl Book {
+    pub(super) fn phase(&mut self, hops: bool) -> usize {
+        self.phases.push(Phase {
+            latency: histogram(),
+            offered: 0,
+            completed: 0,
+            events: 0,
+            hops,
+        });
+        self.phases.len() - 1
+    }
+
+    pub(super) fn hop(&mut self, cause: Seen, effect: Effect) {
+        let key = (cause.event_type.index(), effect.event_type.index());
+        let (hop, relay) = self
+            .hops
+            .entry(key)
+            .or_insert_with(|| (histogram(), histogram()));
+        let us = |ms: i64| (ms.max(0) as u64).saturating_mul(1000).max(1);
+        let _ = hop.record(us(effect.appended_ms - cause.appended_ms));
+        let _ = relay.record(us(effect.appended_ms - effect.occurred_ms));
+    }
+
+    pub(super) fn observe(&mut self, envelope: &Envelope, appended_ms: i64, at: Instant) {
+        let Some(&(phase, scheduled, ended)) = self.orders.get(&envelope.meta.order_id) else {
+            return;
+        };
+        if self.ids.insert(envelope.meta.event_id) {
+            self.phases[phase].events += 1;
+        }
+        if self.phases[phase].hops {
+            let effect = Effect {
+                event_type: envelope.event_type(),
+                appended_ms,
+                occurred_ms: envelope.meta.occurred_at,
+            };
+            if let Some(cause_id) = envelope.meta.causation_id {
+                match self.seen.get(&cause_id) {
+                    Some(&cause) => self.hop(cause, effect),
+                    // Topics are fetched independently: an effect can arrive before its cause.
+                    None => self.waiting.entry(cause_id).or_default().push(effect),
+                }
+            }
+            let seen = Seen {
+                event_type: effect.event_type,
+                appended_ms,
+            };
+            self.seen.insert(envelope.meta.event_id, seen);
+            for early in self
+                .waiting
+                .remove(&envelope.meta.event_id)
+                .unwrap_or_default()
+            {
+                self.hop(seen, early);
+            }
+        }
+        let terminal = matches!(
+            envelope.event,
+            Event::OrderConfirmed { .. }
+                | Event::OrderCancelled { .. }
+                | Event::OrderRejected { .. }
+        );
+        // An order ends once; a redelivered terminal event must not count twice.
+        if terminal && !ended {
+            let micros = at.saturating_duration_since(scheduled).as_micros() as u64;
+            let phase = &mut self.phases[phase];
+            let _ = phase.latency.record(micros.max(1));
+            phase.completed += 1;
+            if let Some(order) = self.orders.get_mut(&envelope.meta.order_id) {
+                order.2 = true;
+            }
+        }
+    }
+}
+
+/// Reads every saga topic from the beginning and books what it sees.
+pub(super) async fn watch(
+    topic_names: Vec<String>,
+    partitions: BTreeMap<String, i32>,
+    codec: Codec,
+    book: Arc<Mutex<Book>>,
+) -> anyhow::Result<()> {
+    let kafka = KafkaConfig::from_env();
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("group.id", format!("troupe-bench-watch-{}", Uuid::now_v7()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
+        .set("log_level", "3")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for topic in &topic_names {
+        for partition in 0..partitions.get(topic).copied().unwrap_or(1) {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    loop {
+        let message = consumer.recv().await?;
+        let at = Instant::now();
+        let Ok(envelope) = codec.decode(message.payload()).await else {
+            continue;
+        };
+        let appended_ms = message.timestamp().to_millis().unwrap_or_else(now_ms);
+        book.lock()
+            .expect("book lock")
+            .observe(&envelope, appended_ms, at);
+    }
+}
