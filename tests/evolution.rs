@@ -360,7 +360,12 @@ async fn topics_mixing_v1_v2_and_v3_end_like_an_all_current_run() {
     let outcome = |s: &Snapshot| -> BTreeMap<Uuid, (String, Option<String>, i64)> {
         s.orders
             .iter()
-            .map(|(id, o)| (*id, (o.status.clone(), o.reason.clone(), o.total)))
+            .map(|(id, o)| {
+                (
+                    *id,
+                    (o.status.as_str().to_owned(), o.reason.clone(), o.total),
+                )
+            })
             .collect()
     };
     assert_eq!(

@@ -23,7 +23,7 @@ async fn restart_mid_run(server: &'static str, seed: u64) {
     let unfinished = snapshot
         .orders
         .values()
-        .filter(|o| !matches!(o.status.as_str(), "CONFIRMED" | "CANCELLED" | "REJECTED"))
+        .filter(|o| !o.status.is_terminal())
         .count()
         + 600usize.saturating_sub(snapshot.orders.len());
     println!("{unfinished} of 600 orders unfinished when {server} stopped");

@@ -1,118 +1,57 @@
-//! Every service's state at one moment, and the invariants the whole system must keep.
+//! Every service's state at one moment, read through each service's own typed reads (its
+//! `store` module), and the invariants the whole system must keep.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
+use troupe_inventory::decide::{Level, Reservation, Status as ReservationStatus};
+use troupe_notification::decide::Notification;
+use troupe_order::decide::{Order, Status as OrderStatus};
+use troupe_payment::decide::{Account, Payment, Status as PaymentStatus};
+use troupe_shipping::decide::{Knowledge, Status as ShipmentStatus};
 use uuid::Uuid;
-
-/// One order as the order service knows it.
-#[derive(Debug, Clone)]
-pub struct OrderRow {
-    pub customer_id: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub total: i64,
-}
 
 /// Every service's state at one moment.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub orders: HashMap<Uuid, OrderRow>,
-    /// order → (status, [(sku, qty)])
-    pub reservations: HashMap<Uuid, (String, Vec<(String, i32)>)>,
-    /// sku → (available, reserved, shipped, adjusted)
-    pub stock: BTreeMap<String, (i32, i32, i32, i64)>,
-    /// order → (customer, status, amount, authorized, refunded)
-    pub payments: HashMap<Uuid, (String, String, i64, i64, i64)>,
-    /// customer → (limit, used)
-    pub accounts: HashMap<String, (i64, i64)>,
-    /// order → status
-    pub shipments: HashMap<Uuid, Option<String>>,
-    /// order → kind
-    pub notifications: HashMap<Uuid, String>,
-    pub notification_rows: i64,
+    pub orders: BTreeMap<Uuid, Order>,
+    pub reservations: BTreeMap<Uuid, Reservation>,
+    pub stock: BTreeMap<String, Level>,
+    pub payments: BTreeMap<Uuid, Payment>,
+    pub accounts: BTreeMap<String, Account>,
+    pub shipments: BTreeMap<Uuid, Knowledge>,
+    pub notifications: BTreeMap<Uuid, Notification>,
     pub outbox_pending: i64,
 }
 
 impl Snapshot {
     pub(crate) async fn load(pools: &BTreeMap<&'static str, PgPool>) -> Result<Self, sqlx::Error> {
-        let mut s = Snapshot::default();
-        for row in sqlx::query("SELECT order_id, customer_id, status, reason, total FROM orders")
-            .fetch_all(&pools["order"])
-            .await?
-        {
-            s.orders.insert(
-                row.get(0),
-                OrderRow {
-                    customer_id: row.get(1),
-                    status: row.get(2),
-                    reason: row.get(3),
-                    total: row.get(4),
-                },
-            );
-        }
-        for row in sqlx::query("SELECT order_id, status, lines FROM reservations")
-            .fetch_all(&pools["inventory"])
-            .await?
-        {
-            let sqlx::types::Json(lines): sqlx::types::Json<Vec<(String, i32)>> = row.get(2);
-            s.reservations.insert(row.get(0), (row.get(1), lines));
-        }
-        for row in sqlx::query("SELECT sku, available, reserved, shipped, adjusted FROM stock")
-            .fetch_all(&pools["inventory"])
-            .await?
-        {
-            s.stock
-                .insert(row.get(0), (row.get(1), row.get(2), row.get(3), row.get(4)));
-        }
-        for row in sqlx::query(
-            "SELECT order_id, customer_id, status, amount, authorized, refunded FROM payments",
-        )
-        .fetch_all(&pools["payment"])
-        .await?
-        {
-            s.payments.insert(
-                row.get(0),
-                (row.get(1), row.get(2), row.get(3), row.get(4), row.get(5)),
-            );
-        }
-        for row in sqlx::query("SELECT customer_id, credit_limit, used FROM accounts")
-            .fetch_all(&pools["payment"])
-            .await?
-        {
-            s.accounts.insert(row.get(0), (row.get(1), row.get(2)));
-        }
-        for row in sqlx::query("SELECT order_id, status FROM shipments")
-            .fetch_all(&pools["shipping"])
-            .await?
-        {
-            s.shipments.insert(row.get(0), row.get(1));
-        }
-        for row in sqlx::query("SELECT order_id, kind FROM notifications")
-            .fetch_all(&pools["notification"])
-            .await?
-        {
-            s.notifications.insert(row.get(0), row.get(1));
-        }
-        s.notification_rows = sqlx::query_scalar("SELECT count(*) FROM notifications")
-            .fetch_one(&pools["notification"])
-            .await?;
+        let mut outbox_pending = 0;
         for pool in pools.values() {
             let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM troupe_outbox")
                 .fetch_one(pool)
                 .await?;
-            s.outbox_pending += pending;
+            outbox_pending += pending;
         }
-        Ok(s)
+        Ok(Snapshot {
+            orders: troupe_order::store::all(&pools["order"]).await?,
+            reservations: troupe_inventory::store::reservations(&pools["inventory"]).await?,
+            stock: troupe_inventory::store::stock(&pools["inventory"]).await?,
+            payments: troupe_payment::store::payments(&pools["payment"]).await?,
+            accounts: troupe_payment::store::accounts(&pools["payment"]).await?,
+            shipments: troupe_shipping::store::all(&pools["shipping"]).await?,
+            notifications: troupe_notification::store::all(&pools["notification"]).await?,
+            outbox_pending,
+        })
     }
 
     /// Orders per outcome: `CONFIRMED`, `REJECTED`, or the cancellation reason.
     pub fn outcomes(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for order in self.orders.values() {
-            let key = match order.status.as_str() {
-                "CANCELLED" => order.reason.clone().unwrap_or_default(),
-                other => other.to_owned(),
+            let key = match order.status {
+                OrderStatus::Cancelled => order.reason.clone().unwrap_or_default(),
+                other => other.as_str().to_owned(),
             };
             *out.entry(key).or_default() += 1;
         }
@@ -128,118 +67,142 @@ impl Snapshot {
                 self.orders.len()
             ));
         }
-        let mut net_per_customer: HashMap<&str, i64> = HashMap::new();
-        for (customer, _, _, authorized, refunded) in self.payments.values() {
-            *net_per_customer.entry(customer).or_default() += authorized - refunded;
-        }
         for (id, order) in &self.orders {
-            let reservation = self.reservations.get(id).map(|(s, _)| s.as_str());
-            let payment = self.payments.get(id);
-            let net = payment.map_or(0, |p| p.3 - p.4);
-            let shipment = self.shipments.get(id).and_then(|s| s.as_deref());
-            let notice = self.notifications.get(id).map(String::as_str);
-            match order.status.as_str() {
-                "CONFIRMED" => {
-                    if reservation != Some("COMMITTED") {
-                        v.push(format!("{id} confirmed, stock {reservation:?}"));
-                    }
-                    match payment {
-                        Some((_, status, amount, authorized, refunded))
-                            if status == "AUTHORIZED"
-                                && *authorized == order.total
-                                && *amount == order.total
-                                && *refunded == 0 => {}
-                        other => v.push(format!(
-                            "{id} confirmed, payment {other:?}, total {}",
-                            order.total
-                        )),
-                    }
-                    if shipment != Some("SCHEDULED") {
-                        v.push(format!("{id} confirmed, shipment {shipment:?}"));
-                    }
-                    if notice != Some("CONFIRMATION") {
-                        v.push(format!("{id} confirmed, notice {notice:?}"));
-                    }
-                }
-                "CANCELLED" => {
-                    if !matches!(reservation, None | Some("RELEASED") | Some("REJECTED")) {
-                        v.push(format!("{id} cancelled, stock {reservation:?}"));
-                    }
-                    if net != 0 {
-                        v.push(format!("{id} cancelled, net money {net}"));
-                    }
-                    if shipment == Some("SCHEDULED") {
-                        v.push(format!("{id} cancelled, shipment still scheduled"));
-                    }
-                    if notice != Some("CANCELLATION") {
-                        v.push(format!("{id} cancelled, notice {notice:?}"));
-                    }
-                }
-                "REJECTED" => {
-                    if reservation.is_some() || payment.is_some() || shipment.is_some() {
-                        v.push(format!("{id} rejected but has effects"));
-                    }
-                    if notice != Some("REJECTION") {
-                        v.push(format!("{id} rejected, notice {notice:?}"));
-                    }
-                }
-                other => v.push(format!("{id} is not terminal: {other}")),
-            }
-            let _ = &order.customer_id;
+            self.order_violations(*id, order, &mut v);
         }
-        if self.notification_rows as usize != self.orders.len() {
+        if self.notifications.len() != self.orders.len() {
             v.push(format!(
                 "{} notifications for {} orders",
-                self.notification_rows,
+                self.notifications.len(),
                 self.orders.len()
             ));
         }
+        self.stock_violations(&mut v);
+        self.credit_violations(&mut v);
+        v
+    }
+
+    /// What each service holds for one order agrees with the order's outcome.
+    fn order_violations(&self, id: Uuid, order: &Order, v: &mut Vec<String>) {
+        let reservation = self.reservations.get(&id).map(|r| r.status);
+        let payment = self.payments.get(&id);
+        let net = payment.map_or(0, |p| p.authorized - p.refunded);
+        let shipment = self.shipments.get(&id).and_then(|k| k.status);
+        let notice = self.notifications.get(&id).map(|n| n.kind.symbol());
+        match order.status {
+            OrderStatus::Confirmed => {
+                if reservation != Some(ReservationStatus::Committed) {
+                    v.push(format!("{id} confirmed, stock {reservation:?}"));
+                }
+                let paid = payment.is_some_and(|p| {
+                    p.status == PaymentStatus::Authorized
+                        && p.authorized == order.total
+                        && p.amount == order.total
+                        && p.refunded == 0
+                });
+                if !paid {
+                    v.push(format!(
+                        "{id} confirmed, payment {payment:?}, total {}",
+                        order.total
+                    ));
+                }
+                if shipment != Some(ShipmentStatus::Scheduled) {
+                    v.push(format!("{id} confirmed, shipment {shipment:?}"));
+                }
+                if notice != Some("CONFIRMATION") {
+                    v.push(format!("{id} confirmed, notice {notice:?}"));
+                }
+            }
+            OrderStatus::Cancelled => {
+                if reservation.is_some_and(ReservationStatus::holds_stock)
+                    || reservation == Some(ReservationStatus::Committed)
+                {
+                    v.push(format!("{id} cancelled, stock {reservation:?}"));
+                }
+                if net != 0 {
+                    v.push(format!("{id} cancelled, net money {net}"));
+                }
+                if shipment == Some(ShipmentStatus::Scheduled) {
+                    v.push(format!("{id} cancelled, shipment still scheduled"));
+                }
+                if notice != Some("CANCELLATION") {
+                    v.push(format!("{id} cancelled, notice {notice:?}"));
+                }
+            }
+            OrderStatus::Rejected => {
+                if reservation.is_some() || payment.is_some() || shipment.is_some() {
+                    v.push(format!("{id} rejected but has effects"));
+                }
+                if notice != Some("REJECTION") {
+                    v.push(format!("{id} rejected, notice {notice:?}"));
+                }
+            }
+            OrderStatus::Placed => v.push(format!("{id} is not terminal: PLACED")),
+        }
+    }
+
+    /// Stock is conserved per sku and agrees with the reservations.
+    fn stock_violations(&self, v: &mut Vec<String>) {
         let mut shipped: BTreeMap<&str, i64> = BTreeMap::new();
         let mut held: BTreeMap<&str, i64> = BTreeMap::new();
-        for (status, lines) in self.reservations.values() {
-            for (sku, quantity) in lines {
-                match status.as_str() {
-                    "COMMITTED" => *shipped.entry(sku).or_default() += i64::from(*quantity),
-                    "ACTIVE" | "PAID" | "EXPIRING" => {
-                        *held.entry(sku).or_default() += i64::from(*quantity)
-                    }
-                    _ => {}
+        for reservation in self.reservations.values() {
+            for line in &reservation.lines {
+                let quantity = i64::from(line.quantity);
+                if reservation.status == ReservationStatus::Committed {
+                    *shipped.entry(&line.sku).or_default() += quantity;
+                } else if reservation.status.holds_stock() {
+                    *held.entry(&line.sku).or_default() += quantity;
                 }
             }
         }
-        for (sku, (available, reserved, ship, adjusted)) in &self.stock {
-            if i64::from(*available) + i64::from(*reserved) + i64::from(*ship) != *adjusted {
+        for (sku, level) in &self.stock {
+            let Level {
+                available,
+                reserved,
+                shipped: ship,
+                adjusted,
+            } = *level;
+            if i64::from(available) + i64::from(reserved) + i64::from(ship) != adjusted {
                 v.push(format!(
                     "{sku}: stock not conserved: {available} + {reserved} + {ship} != {adjusted}"
                 ));
             }
-            if *available < 0 || *reserved < 0 || *ship < 0 {
+            if available < 0 || reserved < 0 || ship < 0 {
                 v.push(format!("{sku}: negative stock"));
             }
-            if i64::from(*ship) != shipped.get(sku.as_str()).copied().unwrap_or(0) {
+            if i64::from(ship) != shipped.get(sku.as_str()).copied().unwrap_or(0) {
                 v.push(format!(
                     "{sku}: shipped {ship}, committed reservations say {:?}",
                     shipped.get(sku.as_str())
                 ));
             }
-            if i64::from(*reserved) != held.get(sku.as_str()).copied().unwrap_or(0) {
+            if i64::from(reserved) != held.get(sku.as_str()).copied().unwrap_or(0) {
                 v.push(format!(
                     "{sku}: reserved {reserved}, open reservations say {:?}",
                     held.get(sku.as_str())
                 ));
             }
         }
-        for (customer, (_, used)) in &self.accounts {
+    }
+
+    /// Each customer's credit used is what their payments hold.
+    fn credit_violations(&self, v: &mut Vec<String>) {
+        let mut net_per_customer: BTreeMap<&str, i64> = BTreeMap::new();
+        for payment in self.payments.values() {
+            *net_per_customer.entry(&payment.customer_id).or_default() +=
+                payment.authorized - payment.refunded;
+        }
+        for (customer, account) in &self.accounts {
             let net = net_per_customer
                 .get(customer.as_str())
                 .copied()
                 .unwrap_or(0);
-            if *used != net {
+            if account.used != net {
                 v.push(format!(
-                    "{customer}: credit used {used}, payments net {net}"
+                    "{customer}: credit used {}, payments net {net}",
+                    account.used
                 ));
             }
         }
-        v
     }
 }

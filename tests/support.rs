@@ -17,7 +17,7 @@ mod snapshot;
 
 pub use private_stack::{text, PrivateStack};
 pub use saga_harness::Saga;
-pub use snapshot::{OrderRow, Snapshot};
+pub use snapshot::Snapshot;
 
 /// A directory removed on drop.
 #[derive(Debug)]

@@ -7,12 +7,14 @@
 //! - [`catalog`]: every schema file, embedded, and write/known version pins;
 //! - [`compat`]: compatibility judgement between schema versions (the registry's rules);
 //! - [`upcast`]: older versions to the current one; [`topics`]: topic names;
-//! - [`validate`]: the structural rules every event obeys.
+//! - [`validate`]: the structural rules every event obeys;
+//! - [`decision`]: the one shape of every service's decision (state after, events to emit).
 
 pub mod avro;
 pub mod catalog;
 pub mod choreography;
 pub mod compat;
+pub mod decision;
 pub mod domain;
 pub mod samples;
 pub mod topics;

@@ -11,14 +11,12 @@ pub mod store;
 use std::time::Duration;
 
 use sqlx::PgConnection;
-use troupe_events::domain::Money;
 use troupe_events::{Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
 
-use decide::{Action, Status};
-use store::Movement;
+use decide::Context;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -44,10 +42,6 @@ impl InventoryService {
     }
 }
 
-fn emit(cause: &Metadata, now_ms: i64, event: Event) -> Envelope {
-    Envelope::caused_by(cause, InventoryService::NAME, now_ms, event)
-}
-
 impl Handler for InventoryService {
     const NAME: &'static str = "inventory";
 
@@ -62,117 +56,24 @@ impl Handler for InventoryService {
         now_ms: i64,
     ) -> Result<Vec<Envelope>, HandlerError> {
         let meta = &envelope.meta;
-        match &envelope.event {
-            Event::OrderPlaced {
-                customer_id,
-                lines,
-                currency,
-                total,
-                ..
-            } => {
-                if store::reservation(conn, meta.order_id).await?.is_some() {
-                    return Ok(Vec::new());
-                }
-                let demand = decide::demand(lines);
-                let skus: Vec<&str> = demand.iter().map(|d| d.sku.as_str()).collect();
-                let available = store::lock_available(conn, &skus).await?;
-                let reservation_id = Uuid::now_v7().to_string();
-                match decide::reserve(&available, &demand) {
-                    Ok(reserved) => {
-                        let expires_at = now_ms + self.reservation_ttl.as_millis() as i64;
-                        store::move_stock(conn, &reserved, Movement::Reserve).await?;
-                        store::insert_reservation(
-                            conn,
-                            meta.order_id,
-                            meta.correlation_id,
-                            &reservation_id,
-                            &reserved,
-                            Status::Active,
-                            expires_at,
-                            meta.event_id,
-                        )
-                        .await?;
-                        Ok(vec![emit(
-                            meta,
-                            now_ms,
-                            Event::StockReserved {
-                                reservation_id,
-                                lines: reserved,
-                                customer_id: customer_id.clone(),
-                                total: Money {
-                                    minor: *total,
-                                    currency: currency.clone(),
-                                },
-                                expires_at,
-                            },
-                        )])
-                    }
-                    Err(shortages) => {
-                        store::insert_reservation(
-                            conn,
-                            meta.order_id,
-                            meta.correlation_id,
-                            &reservation_id,
-                            &[],
-                            Status::Rejected,
-                            now_ms,
-                            meta.event_id,
-                        )
-                        .await?;
-                        Ok(vec![emit(meta, now_ms, Event::StockRejected { shortages })])
-                    }
-                }
+        let (skus, create): (Vec<&str>, bool) = match &envelope.event {
+            Event::OrderPlaced { lines, .. } => {
+                (lines.iter().map(|l| l.sku.as_str()).collect(), false)
             }
-            Event::OrderCancelled { .. }
-            | Event::OrderConfirmed { .. }
-            | Event::PaymentAuthorized { .. } => {
-                let Some(reservation) = store::reservation(conn, meta.order_id).await? else {
-                    return Ok(Vec::new());
-                };
-                let reservation_id = reservation.reservation_id.clone();
-                let lines = reservation.lines.clone();
-                match decide::on_event(Some(reservation.status), &envelope.event) {
-                    Action::Release => {
-                        store::move_stock(conn, &lines, Movement::Release).await?;
-                        store::set_status(conn, meta.order_id, Status::Released, meta.event_id)
-                            .await?;
-                        Ok(vec![emit(
-                            meta,
-                            now_ms,
-                            Event::StockReleased {
-                                reservation_id,
-                                lines,
-                            },
-                        )])
-                    }
-                    Action::Commit => {
-                        store::move_stock(conn, &lines, Movement::Commit).await?;
-                        store::set_status(conn, meta.order_id, Status::Committed, meta.event_id)
-                            .await?;
-                        Ok(vec![emit(
-                            meta,
-                            now_ms,
-                            Event::StockCommitted {
-                                reservation_id,
-                                lines,
-                            },
-                        )])
-                    }
-                    Action::MarkPaid => {
-                        store::set_status(conn, meta.order_id, Status::Paid, meta.event_id).await?;
-                        Ok(Vec::new())
-                    }
-                    Action::Nothing => Ok(Vec::new()),
-                }
-            }
-            Event::StockAdjusted { sku, delta, set_to } => {
-                let available = store::lock_sku(conn, sku).await?;
-                let change = decide::adjustment(available, *delta, *set_to);
-                store::adjust(conn, sku, change).await?;
-                Ok(Vec::new())
-            }
-            _ => Ok(Vec::new()),
+            Event::StockAdjusted { sku, .. } => (vec![sku.as_str()], true),
+            _ => (Vec::new(), false),
+        };
+        let known = store::load(conn, meta.order_id, &skus, create).await?;
+        let context = Context {
+            now_ms,
+            ttl_ms: self.reservation_ttl.as_millis() as i64,
+            reservation_id: Uuid::now_v7().to_string(),
+        };
+        let decision = decide::decide(&known, &envelope.event, &context);
+        if let Some(after) = &decision.after {
+            store::save(conn, meta, &known, after).await?;
         }
+        Ok(decision.envelopes(meta, Self::NAME, now_ms))
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -184,21 +85,24 @@ impl Handler for InventoryService {
         conn: &mut PgConnection,
         now_ms: i64,
     ) -> Result<Vec<Envelope>, HandlerError> {
-        let due = store::claim_due(conn, now_ms, 200).await?;
-        Ok(due
-            .into_iter()
-            .map(|d| Envelope {
-                meta: Metadata::fired(
-                    d.order_id,
-                    d.correlation_id,
-                    d.last_event_id,
-                    Self::NAME,
-                    now_ms,
-                ),
-                event: Event::StockReservationExpired {
-                    reservation_id: d.reservation_id,
-                },
-            })
-            .collect())
+        let mut out = Vec::new();
+        for due in store::claim_due(conn, now_ms, 200).await? {
+            let decision = decide::expire(&due.known, now_ms);
+            let cause = Metadata::fired(
+                due.order_id,
+                due.correlation_id,
+                due.last_event_id,
+                Self::NAME,
+                now_ms,
+            );
+            if let Some(after) = &decision.after {
+                store::save(conn, &cause, &due.known, after).await?;
+            }
+            out.extend(decision.emit.into_iter().map(|event| Envelope {
+                meta: cause.clone(),
+                event,
+            }));
+        }
+        Ok(out)
     }
 }

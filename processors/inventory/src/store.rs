@@ -1,187 +1,169 @@
-//! The inventory service's tables: stock per sku and one reservation per order.
+//! The inventory service's tables: stock per sku and one reservation per order. Everything an
+//! event touches is loaded locked (`FOR UPDATE`, skus in name order so concurrent transactions
+//! queue rather than deadlock) and saved back whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::types::Json;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::domain::SkuQuantity;
+use troupe_events::Metadata;
 use uuid::Uuid;
 
-use crate::decide::Status;
+use crate::decide::{Known, Level, Reservation, Status};
 
-/// A reservation as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    pub reservation_id: String,
-    pub lines: Vec<SkuQuantity>,
-    pub status: Status,
+fn reservation_of(row: &sqlx::postgres::PgRow) -> Reservation {
+    let Json(pairs): Json<Vec<(String, i32)>> = row.get("lines");
+    Reservation {
+        reservation_id: row.get("reservation_id"),
+        lines: pairs
+            .into_iter()
+            .map(|(sku, quantity)| SkuQuantity { sku, quantity })
+            .collect(),
+        status: Status::parse(row.get::<&str, _>("status")).unwrap_or(Status::Rejected),
+        expires_at: row.get("expires_at"),
+    }
 }
 
-fn to_pairs(lines: &[SkuQuantity]) -> Vec<(String, i32)> {
-    lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect()
-}
-
-pub async fn reservation(
+/// Loads, locked, the reservation of `order_id` and the stock of `skus` and of the
+/// reservation's lines. With `create`, a sku never stocked gets an empty row first (an
+/// adjustment's).
+pub async fn load(
     conn: &mut PgConnection,
     order_id: Uuid,
-) -> Result<Option<Reservation>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT reservation_id, lines, status FROM reservations WHERE order_id = $1 FOR UPDATE",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| {
-        let Json(pairs): Json<Vec<(String, i32)>> = r.get(1);
-        Reservation {
-            reservation_id: r.get(0),
-            lines: pairs
-                .into_iter()
-                .map(|(sku, quantity)| SkuQuantity { sku, quantity })
-                .collect(),
-            status: Status::parse(r.get::<&str, _>(2)).unwrap_or(Status::Rejected),
-        }
-    }))
-}
-
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_reservation(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    correlation_id: Uuid,
-    reservation_id: &str,
-    lines: &[SkuQuantity],
-    status: Status,
-    expires_at: i64,
-    event_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO reservations (order_id, correlation_id, reservation_id, lines, status,
-                                   expires_at, last_event_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(order_id)
-    .bind(correlation_id)
-    .bind(reservation_id)
-    .bind(Json(to_pairs(lines)))
-    .bind(status.as_str())
-    .bind(expires_at)
-    .bind(event_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn set_status(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    status: Status,
-    event_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reservations SET status = $2, last_event_id = $3 WHERE order_id = $1")
+    skus: &[&str],
+    create: bool,
+) -> Result<Known, sqlx::Error> {
+    let reservation = if order_id.is_nil() {
+        None
+    } else {
+        sqlx::query(
+            "SELECT reservation_id, lines, status, expires_at FROM reservations
+             WHERE order_id = $1 FOR UPDATE",
+        )
         .bind(order_id)
-        .bind(status.as_str())
-        .bind(event_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(reservation_of)
+    };
+    let mut wanted: BTreeSet<&str> = skus.iter().copied().collect();
+    if let Some(r) = &reservation {
+        wanted.extend(r.lines.iter().map(|l| l.sku.as_str()));
+    }
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    if create {
+        sqlx::query(
+            "INSERT INTO stock (sku, available, reserved, shipped, adjusted)
+             SELECT sku, 0, 0, 0, 0 FROM unnest($1::text[]) AS sku ON CONFLICT (sku) DO NOTHING",
+        )
+        .bind(&wanted)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    }
+    let rows = sqlx::query(
+        "SELECT sku, available, reserved, shipped, adjusted FROM stock
+         WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+    )
+    .bind(&wanted)
+    .fetch_all(&mut *conn)
+    .await?;
+    let stock = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Level {
+                    available: r.get(1),
+                    reserved: r.get(2),
+                    shipped: r.get(3),
+                    adjusted: r.get(4),
+                },
+            )
+        })
+        .collect();
+    Ok(Known { reservation, stock })
 }
 
-/// Locks the stock rows of `skus` (in sku order, so concurrent transactions queue rather than
-/// deadlock) and returns what is available.
-pub async fn lock_available(
+/// Writes back what changed between `before` and `after`: the reservation, and the stock
+/// rows whose level moved.
+pub async fn save(
     conn: &mut PgConnection,
-    skus: &[&str],
-) -> Result<BTreeMap<String, i32>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT sku, available FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE")
-            .bind(skus)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// How stock moves between columns.
-#[derive(Debug, Clone, Copy)]
-pub enum Movement {
-    /// available → reserved
-    Reserve,
-    /// reserved → available
-    Release,
-    /// reserved → shipped
-    Commit,
-}
-
-pub async fn move_stock(
-    conn: &mut PgConnection,
-    lines: &[SkuQuantity],
-    movement: Movement,
+    meta: &Metadata,
+    before: &Known,
+    after: &Known,
 ) -> Result<(), sqlx::Error> {
-    let set = match movement {
-        Movement::Reserve => "available = available - x.q, reserved = reserved + x.q",
-        Movement::Release => "available = available + x.q, reserved = reserved - x.q",
-        Movement::Commit => "reserved = reserved - x.q, shipped = shipped + x.q",
-    };
-    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
-    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-    sqlx::query(&format!(
-        "UPDATE stock SET {set} FROM unnest($1::text[], $2::int[]) AS x(sku, q)
-         WHERE stock.sku = x.sku"
-    ))
-    .bind(&skus)
-    .bind(&quantities)
-    .execute(&mut *conn)
-    .await?;
+    if let Some(r) = &after.reservation {
+        if before.reservation.as_ref() != Some(r) {
+            let pairs: Vec<(String, i32)> = r
+                .lines
+                .iter()
+                .map(|l| (l.sku.clone(), l.quantity))
+                .collect();
+            sqlx::query(
+                "INSERT INTO reservations (order_id, correlation_id, reservation_id, lines, status,
+                                           expires_at, last_event_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,
+                     last_event_id = EXCLUDED.last_event_id",
+            )
+            .bind(meta.order_id)
+            .bind(meta.correlation_id)
+            .bind(&r.reservation_id)
+            .bind(Json(pairs))
+            .bind(r.status.as_str())
+            .bind(r.expires_at)
+            .bind(meta.event_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let changed: Vec<(&String, &Level)> = after
+        .stock
+        .iter()
+        .filter(|(sku, level)| before.stock.get(*sku) != Some(*level))
+        .collect();
+    if !changed.is_empty() {
+        let skus: Vec<&str> = changed.iter().map(|(s, _)| s.as_str()).collect();
+        let column = |f: fn(&Level) -> i32| changed.iter().map(|(_, l)| f(l)).collect::<Vec<_>>();
+        let adjusted: Vec<i64> = changed.iter().map(|(_, l)| l.adjusted).collect();
+        sqlx::query(
+            "UPDATE stock SET available = x.a, reserved = x.r, shipped = x.s, adjusted = x.adj
+             FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::bigint[])
+                  AS x(sku, a, r, s, adj)
+             WHERE stock.sku = x.sku",
+        )
+        .bind(&skus)
+        .bind(column(|l| l.available))
+        .bind(column(|l| l.reserved))
+        .bind(column(|l| l.shipped))
+        .bind(&adjusted)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
-/// Locks one sku's row, creating it empty first; returns what is available.
-pub async fn lock_sku(conn: &mut PgConnection, sku: &str) -> Result<i32, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO stock (sku, available, reserved, shipped, adjusted) VALUES ($1, 0, 0, 0, 0)
-         ON CONFLICT (sku) DO NOTHING",
-    )
-    .bind(sku)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query_scalar("SELECT available FROM stock WHERE sku = $1 FOR UPDATE")
-        .bind(sku)
-        .fetch_one(&mut *conn)
-        .await
-}
-
-pub async fn adjust(conn: &mut PgConnection, sku: &str, change: i32) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE stock SET available = available + $2, adjusted = adjusted + $2 WHERE sku = $1",
-    )
-    .bind(sku)
-    .bind(change)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// A reservation whose TTL has passed.
+/// A reservation whose time has passed, claimed by this instance.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub order_id: Uuid,
     pub correlation_id: Uuid,
-    pub reservation_id: String,
     pub last_event_id: Uuid,
+    pub known: Known,
 }
 
-/// Claims up to `limit` active reservations due at `now_ms`, marking them EXPIRING. Rows other
-/// instances are claiming are skipped, not waited for.
+/// Claims up to `limit` active reservations due at `now_ms`, locked; rows other instances are
+/// claiming are skipped, not waited for.
 pub async fn claim_due(
     conn: &mut PgConnection,
     now_ms: i64,
     limit: i64,
 ) -> Result<Vec<Due>, sqlx::Error> {
     let rows = sqlx::query(
-        "UPDATE reservations SET status = 'EXPIRING' WHERE order_id IN (
-             SELECT order_id FROM reservations WHERE status = 'ACTIVE' AND expires_at <= $1
-             ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-         RETURNING order_id, correlation_id, reservation_id, last_event_id",
+        "SELECT order_id, correlation_id, last_event_id, reservation_id, lines, status, expires_at
+         FROM reservations WHERE status = 'ACTIVE' AND expires_at <= $1
+         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
     .bind(now_ms)
     .bind(limit)
@@ -190,10 +172,46 @@ pub async fn claim_due(
     Ok(rows
         .iter()
         .map(|r| Due {
-            order_id: r.get(0),
-            correlation_id: r.get(1),
-            reservation_id: r.get(2),
-            last_event_id: r.get(3),
+            order_id: r.get("order_id"),
+            correlation_id: r.get("correlation_id"),
+            last_event_id: r.get("last_event_id"),
+            known: Known {
+                reservation: Some(reservation_of(r)),
+                stock: BTreeMap::new(),
+            },
+        })
+        .collect())
+}
+
+/// Every reservation, by order: the service's state as tests and tools read it.
+pub async fn reservations(pool: &PgPool) -> Result<BTreeMap<Uuid, Reservation>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT order_id, reservation_id, lines, status, expires_at FROM reservations")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("order_id"), reservation_of(r)))
+        .collect())
+}
+
+/// Every sku's stock.
+pub async fn stock(pool: &PgPool) -> Result<BTreeMap<String, Level>, sqlx::Error> {
+    let rows = sqlx::query("SELECT sku, available, reserved, shipped, adjusted FROM stock")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Level {
+                    available: r.get(1),
+                    reserved: r.get(2),
+                    shipped: r.get(3),
+                    adjusted: r.get(4),
+                },
+            )
         })
         .collect())
 }

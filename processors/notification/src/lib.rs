@@ -1,12 +1,14 @@
 //! The notification service: exactly one customer message per terminal order (confirmation,
 //! cancellation with its reason, or rejection), kept in its own table.
 //!
-//! - [`decide`]: the message, pure.
+//! - [`decide`]: the message, pure;
+//! - [`store`]: the `notifications` table.
 
 pub mod decide;
+pub mod store;
 
 use sqlx::PgConnection;
-use troupe_events::{Envelope, Event};
+use troupe_events::Envelope;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
 
@@ -29,37 +31,13 @@ impl Handler for NotificationService {
         envelope: &Envelope,
         now_ms: i64,
     ) -> Result<Vec<Envelope>, HandlerError> {
-        let Some((customer_id, kind, message)) = decide::message(&envelope.event) else {
-            return Ok(Vec::new());
-        };
-        let notification_id = Uuid::now_v7().to_string();
-        // The primary key makes the message unique per order, whatever arrives twice.
-        let sent = sqlx::query(
-            "INSERT INTO notifications (order_id, notification_id, customer_id, kind, message, sent_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(envelope.meta.order_id)
-        .bind(&notification_id)
-        .bind(&customer_id)
-        .bind(kind.symbol())
-        .bind(&message)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if sent == 0 {
-            return Ok(Vec::new());
+        let meta = &envelope.meta;
+        let sent = store::load(conn, meta.order_id).await?;
+        let id = Uuid::now_v7().to_string();
+        let decision = decide::decide(&sent, &envelope.event, &id, now_ms);
+        if let Some(after) = &decision.after {
+            store::save(conn, meta.order_id, after).await?;
         }
-        Ok(vec![Envelope::caused_by(
-            &envelope.meta,
-            Self::NAME,
-            now_ms,
-            Event::CustomerNotified {
-                notification_id,
-                customer_id,
-                kind,
-                message,
-            },
-        )])
+        Ok(decision.envelopes(meta, Self::NAME, now_ms))
     }
 }

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 fn decisions(c: &mut Criterion) {
     let place = samples::sample(EventType::PlaceOrder, Uuid::now_v7()).event;
-    let placed = decide(None, &place).order.unwrap();
+    let placed = decide(None, &place)
+        .after
+        .expect("a valid sample places an order");
     let scheduled = samples::sample(EventType::ShipmentScheduled, Uuid::now_v7()).event;
     c.bench_function("decide/place_order", |b| {
         b.iter(|| decide(None, black_box(&place)))

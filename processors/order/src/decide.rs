@@ -3,6 +3,7 @@
 //! decisive event it sees wins, and everything after a terminal state is ignored — the other
 //! services compensate their own effects when they see the terminal event.
 
+use troupe_events::decision::Decision;
 use troupe_events::domain::{Address, CancellationReason, Event, OrderLine};
 
 /// Where an order stands.
@@ -52,23 +53,6 @@ pub struct Order {
     pub reserved: bool,
     pub paid: bool,
     pub shipment_id: Option<String>,
-}
-
-/// What to do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// The order after the event; `None` when nothing changes.
-    pub order: Option<Order>,
-    pub emit: Vec<Event>,
-}
-
-impl Decision {
-    fn nothing() -> Self {
-        Self {
-            order: None,
-            emit: Vec::new(),
-        }
-    }
 }
 
 /// At most this many lines per order.
@@ -132,8 +116,8 @@ pub fn total(lines: &[OrderLine]) -> i64 {
         .sum()
 }
 
-/// Decides what an event means for an order.
-pub fn decide(order: Option<&Order>, event: &Event) -> Decision {
+/// Decides what an event means for an order: the order after it, and what to emit.
+pub fn decide(order: Option<&Order>, event: &Event) -> Decision<Order> {
     match (order, event) {
         (
             None,
@@ -166,10 +150,10 @@ fn place(
     currency: &str,
     address: &Address,
     promotion_code: Option<&str>,
-) -> Decision {
+) -> Decision<Order> {
     if let Some(reason) = validate_request(customer_id, lines, currency, address, promotion_code) {
-        return Decision {
-            order: Some(Order {
+        return Decision::emit(
+            Order {
                 customer_id: customer_id.to_owned(),
                 status: Status::Rejected,
                 reason: Some(reason.clone()),
@@ -179,16 +163,16 @@ fn place(
                 reserved: false,
                 paid: false,
                 shipment_id: None,
-            }),
-            emit: vec![Event::OrderRejected {
+            },
+            Event::OrderRejected {
                 customer_id: customer_id.to_owned(),
                 reason,
-            }],
-        };
+            },
+        );
     }
     let total = total(lines);
-    Decision {
-        order: Some(Order {
+    Decision::emit(
+        Order {
             customer_id: customer_id.to_owned(),
             status: Status::Placed,
             reason: None,
@@ -198,44 +182,41 @@ fn place(
             reserved: false,
             paid: false,
             shipment_id: None,
-        }),
-        emit: vec![Event::OrderPlaced {
+        },
+        Event::OrderPlaced {
             customer_id: customer_id.to_owned(),
             lines: lines.to_vec(),
             currency: currency.to_owned(),
             shipping_address: address.clone(),
             total,
             promotion_code: promotion_code.map(str::to_owned),
-        }],
-    }
+        },
+    )
 }
 
-fn cancel(order: &Order, reason: CancellationReason, detail: String) -> Decision {
+fn cancel(order: &Order, reason: CancellationReason, detail: String) -> Decision<Order> {
     let mut after = order.clone();
     after.status = Status::Cancelled;
     after.reason = Some(reason.symbol().to_owned());
     after.detail = Some(detail.clone());
-    Decision {
-        order: Some(after),
-        emit: vec![Event::OrderCancelled {
+    Decision::emit(
+        after,
+        Event::OrderCancelled {
             customer_id: order.customer_id.clone(),
             reason,
             detail,
-        }],
-    }
+        },
+    )
 }
 
-fn update(order: &Order, change: impl FnOnce(&mut Order)) -> Decision {
+fn update(order: &Order, change: impl FnOnce(&mut Order)) -> Decision<Order> {
     let mut after = order.clone();
     change(&mut after);
-    Decision {
-        order: Some(after),
-        emit: Vec::new(),
-    }
+    Decision::state(after)
 }
 
 /// An open order learns of a step of the saga.
-fn follow(order: &Order, event: &Event) -> Decision {
+fn follow(order: &Order, event: &Event) -> Decision<Order> {
     match event {
         Event::StockReserved { .. } => update(order, |o| o.reserved = true),
         Event::PaymentAuthorized { .. } => update(order, |o| o.paid = true),
@@ -243,13 +224,13 @@ fn follow(order: &Order, event: &Event) -> Decision {
             let mut after = order.clone();
             after.status = Status::Confirmed;
             after.shipment_id = Some(shipment_id.clone());
-            Decision {
-                order: Some(after),
-                emit: vec![Event::OrderConfirmed {
+            Decision::emit(
+                after,
+                Event::OrderConfirmed {
                     customer_id: order.customer_id.clone(),
                     shipment_id: shipment_id.clone(),
-                }],
-            }
+                },
+            )
         }
         Event::StockRejected { shortages } => {
             let detail = shortages
@@ -288,34 +269,47 @@ mod tests {
     use rstest::rstest;
     use troupe_events::domain::{EventType, Money, Shortage};
     use troupe_events::samples::sample;
+    use troupe_testkit::given::given;
     use uuid::Uuid;
 
     fn request() -> Event {
         sample(EventType::PlaceOrder, Uuid::now_v7()).event
     }
 
+    fn event(event_type: EventType) -> Event {
+        sample(event_type, Uuid::nil()).event
+    }
+
+    fn decide_known(order: &Option<Order>, event: &Event) -> Decision<Order> {
+        decide(order.as_ref(), event)
+    }
+
     fn placed() -> Order {
-        let decision = decide(None, &request());
-        decision.order.unwrap()
+        given("order", None)
+            .when(&request(), decide_known)
+            .into_after()
     }
 
     #[test]
     fn a_valid_request_places_the_order_with_its_total() {
-        let decision = decide(None, &request());
-        let order = decision.order.unwrap();
-        assert_eq!(order.status, Status::Placed);
-        assert_eq!(order.total, 2 * 1999 + 3450);
+        let then = given("order", None)
+            .when(&request(), decide_known)
+            .emits(&[EventType::OrderPlaced])
+            .after(|order| {
+                assert_eq!(order.status, Status::Placed);
+                assert_eq!(order.total, 2 * 1999 + 3450);
+            });
         assert!(matches!(
-            &decision.emit[..],
+            then.emitted(),
             [Event::OrderPlaced { total: 7448, .. }]
         ));
     }
 
     #[test]
     fn the_promotion_code_travels_with_the_order() {
-        let decision = decide(None, &request());
+        let then = given("order", None).when(&request(), decide_known);
         assert!(matches!(
-            &decision.emit[..],
+            then.emitted(),
             [Event::OrderPlaced { promotion_code: Some(code), .. }] if code == "SPRING-10"
         ));
     }
@@ -333,9 +327,11 @@ mod tests {
     ) {
         let mut request = request();
         spoil(&mut request);
-        let decision = decide(None, &request);
-        assert_eq!(decision.order.unwrap().status, Status::Rejected);
-        let [Event::OrderRejected { reason, .. }] = &decision.emit[..] else {
+        let then = given("order", None)
+            .when(&request, decide_known)
+            .emits(&[EventType::OrderRejected])
+            .after(|order| assert_eq!(order.status, Status::Rejected));
+        let [Event::OrderRejected { reason, .. }] = then.emitted() else {
             panic!("expected a rejection");
         };
         assert!(reason.contains(expected), "{reason}");
@@ -343,26 +339,19 @@ mod tests {
 
     #[test]
     fn the_happy_path_ends_confirmed() {
-        let order = placed();
-        let order = decide(
-            Some(&order),
-            &sample(EventType::StockReserved, Uuid::nil()).event,
-        )
-        .order
-        .unwrap();
-        let order = decide(
-            Some(&order),
-            &sample(EventType::PaymentAuthorized, Uuid::nil()).event,
-        )
-        .order
-        .unwrap();
-        assert!(order.reserved && order.paid);
-        let decision = decide(
-            Some(&order),
-            &sample(EventType::ShipmentScheduled, Uuid::nil()).event,
-        );
-        assert_eq!(decision.order.unwrap().status, Status::Confirmed);
-        assert!(matches!(&decision.emit[..], [Event::OrderConfirmed { .. }]));
+        let order = given("order", Some(placed()))
+            .when(&event(EventType::StockReserved), decide_known)
+            .emits_nothing()
+            .into_after();
+        let order = given("order", Some(order))
+            .when(&event(EventType::PaymentAuthorized), decide_known)
+            .emits_nothing()
+            .after(|o| assert!(o.reserved && o.paid))
+            .into_after();
+        given("order", Some(order))
+            .when(&event(EventType::ShipmentScheduled), decide_known)
+            .emits(&[EventType::OrderConfirmed])
+            .after(|o| assert_eq!(o.status, Status::Confirmed));
     }
 
     #[rstest]
@@ -375,33 +364,33 @@ mod tests {
         #[case] event: Event,
         #[case] reason: CancellationReason,
     ) {
-        let decision = decide(Some(&placed()), &event);
-        let order = decision.order.unwrap();
-        assert_eq!(order.status, Status::Cancelled);
-        assert_eq!(order.reason.as_deref(), Some(reason.symbol()));
+        let then = given("order", Some(placed()))
+            .when(&event, decide_known)
+            .emits(&[EventType::OrderCancelled])
+            .after(|order| {
+                assert_eq!(order.status, Status::Cancelled);
+                assert_eq!(order.reason.as_deref(), Some(reason.symbol()));
+            });
         assert!(
-            matches!(&decision.emit[..], [Event::OrderCancelled { reason: r, .. }] if *r == reason)
+            matches!(then.emitted(), [Event::OrderCancelled { reason: r, .. }] if *r == reason)
         );
     }
 
     #[test]
     fn nothing_changes_a_terminal_order() {
-        let cancelled = decide(
-            Some(&placed()),
-            &Event::OrderCancellationRequested { reason: "x".into() },
-        )
-        .order
-        .unwrap();
-        let confirmed = decide(
-            Some(&placed()),
-            &sample(EventType::ShipmentScheduled, Uuid::nil()).event,
-        )
-        .order
-        .unwrap();
-        for order in [&cancelled, &confirmed] {
-            for event in [
-                sample(EventType::ShipmentScheduled, Uuid::nil()).event,
-                sample(EventType::PaymentAuthorized, Uuid::nil()).event,
+        let cancelled = given("order", Some(placed()))
+            .when(
+                &Event::OrderCancellationRequested { reason: "x".into() },
+                decide_known,
+            )
+            .into_after();
+        let confirmed = given("order", Some(placed()))
+            .when(&event(EventType::ShipmentScheduled), decide_known)
+            .into_after();
+        for order in [cancelled, confirmed] {
+            for late in [
+                event(EventType::ShipmentScheduled),
+                event(EventType::PaymentAuthorized),
                 Event::StockReservationExpired {
                     reservation_id: "r".into(),
                 },
@@ -410,11 +399,10 @@ mod tests {
                 },
                 request(),
             ] {
-                assert_eq!(
-                    decide(Some(order), &event),
-                    Decision::nothing(),
-                    "{event:?}"
-                );
+                given("order", Some(order.clone()))
+                    .when(&late, decide_known)
+                    .emits_nothing()
+                    .unchanged();
             }
         }
     }
@@ -430,12 +418,12 @@ mod tests {
             },
         };
         assert_eq!(decide(None, &refund), Decision::nothing());
-        assert_eq!(
-            decide(
-                None,
-                &Event::OrderCancellationRequested { reason: "x".into() }
-            ),
-            Decision::nothing()
-        );
+        given("order", None::<Order>)
+            .when(
+                &Event::OrderCancellationRequested { reason: "x".into() },
+                decide_known,
+            )
+            .emits_nothing()
+            .unchanged();
     }
 }

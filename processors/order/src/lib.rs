@@ -32,13 +32,9 @@ impl Handler for OrderService {
     ) -> Result<Vec<Envelope>, HandlerError> {
         let order = store::load(conn, envelope.meta.order_id).await?;
         let decision = decide::decide(order.as_ref(), &envelope.event);
-        if let Some(after) = &decision.order {
+        if let Some(after) = &decision.after {
             store::save(conn, &envelope.meta, after, now_ms).await?;
         }
-        Ok(decision
-            .emit
-            .into_iter()
-            .map(|event| Envelope::caused_by(&envelope.meta, Self::NAME, now_ms, event))
-            .collect())
+        Ok(decision.envelopes(&envelope.meta, Self::NAME, now_ms))
     }
 }

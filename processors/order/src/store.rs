@@ -1,30 +1,50 @@
 //! The order service's table.
 
-use sqlx::{PgConnection, Row};
+use std::collections::BTreeMap;
+
+use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::Metadata;
 use uuid::Uuid;
 
 use crate::decide::{Order, Status};
 
+const COLUMNS: &str =
+    "customer_id, status, reason, detail, total, currency, reserved, paid, shipment_id";
+
+fn order_of(r: &sqlx::postgres::PgRow) -> Order {
+    Order {
+        customer_id: r.get("customer_id"),
+        status: Status::parse(r.get::<&str, _>("status")).unwrap_or(Status::Placed),
+        reason: r.get("reason"),
+        detail: r.get("detail"),
+        total: r.get("total"),
+        currency: r.get("currency"),
+        reserved: r.get("reserved"),
+        paid: r.get("paid"),
+        shipment_id: r.get("shipment_id"),
+    }
+}
+
+/// The order, locked, if this service placed it.
 pub async fn load(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Order>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT customer_id, status, reason, detail, total, currency, reserved, paid, shipment_id
-         FROM orders WHERE order_id = $1 FOR UPDATE",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE order_id = $1 FOR UPDATE"
+    ))
     .bind(order_id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| Order {
-        customer_id: r.get(0),
-        status: Status::parse(r.get::<&str, _>(1)).unwrap_or(Status::Placed),
-        reason: r.get(2),
-        detail: r.get(3),
-        total: r.get(4),
-        currency: r.get(5),
-        reserved: r.get(6),
-        paid: r.get(7),
-        shipment_id: r.get(8),
-    }))
+    Ok(row.as_ref().map(order_of))
+}
+
+/// Every order: the service's state as tests and tools read it.
+pub async fn all(pool: &PgPool) -> Result<BTreeMap<Uuid, Order>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT order_id, {COLUMNS} FROM orders"))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("order_id"), order_of(r)))
+        .collect())
 }
 
 pub async fn save(

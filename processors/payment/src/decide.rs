@@ -5,6 +5,9 @@
 //! refunds an authorised payment, ends a review, or — when it arrives first — leaves a marker
 //! so that a late StockReserved is never authorised.
 
+use troupe_events::decision::Decision;
+use troupe_events::domain::{Event, Money};
+
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -43,30 +46,44 @@ impl Status {
 /// The prefix of customer ids held for manual review.
 pub const REVIEW_PREFIX: &str = "review-";
 
-/// What a StockReserved means.
+/// An order's payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnReserved {
-    /// Already seen (or cancelled first): nothing.
-    Ignore,
-    /// Hold for review until this time.
-    Review { until: i64 },
-    /// Judge against the credit limit now.
-    Judge,
+pub struct Payment {
+    pub payment_id: String,
+    pub customer_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: Status,
+    /// When a review ends (ms since the epoch), while in review.
+    pub review_until: Option<i64>,
+    /// What was authorised and refunded, in minor units.
+    pub authorized: i64,
+    pub refunded: i64,
 }
 
-pub fn on_reserved(
-    existing: Option<Status>,
-    customer_id: &str,
-    now_ms: i64,
-    review_ms: i64,
-) -> OnReserved {
-    match existing {
-        Some(_) => OnReserved::Ignore,
-        None if customer_id.starts_with(REVIEW_PREFIX) => OnReserved::Review {
-            until: now_ms + review_ms,
-        },
-        None => OnReserved::Judge,
-    }
+/// A customer's credit: the limit, and what authorised, unrefunded payments use of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub credit_limit: i64,
+    pub used: i64,
+}
+
+/// What payment knows when an event arrives: the order's payment (if any) and its customer's
+/// account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub payment: Option<Payment>,
+    pub account: Account,
+}
+
+/// What a decision needs besides what is known.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub now_ms: i64,
+    /// How long a manual review takes.
+    pub review_ms: i64,
+    /// The id a new payment gets.
+    pub payment_id: String,
 }
 
 /// The verdict of a credit check.
@@ -87,24 +104,145 @@ pub fn judge(credit_limit: i64, used: i64, amount: i64) -> Verdict {
     }
 }
 
-/// What an OrderCancelled means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnCancelled {
-    /// Give the authorised amount back (PaymentRefunded).
-    Refund,
-    /// End a review without moving money.
-    EndReview,
-    /// No payment yet: remember, so a late StockReserved is ignored.
-    Remember,
-    Nothing,
+/// Judges `payment` against the customer's credit now: authorised (holding credit) or
+/// declined.
+fn settle(known: &Known, mut payment: Payment) -> Decision<Known> {
+    let mut account = known.account;
+    payment.review_until = None;
+    match judge(account.credit_limit, account.used, payment.amount) {
+        Verdict::Authorize => {
+            account.used += payment.amount;
+            payment.status = Status::Authorized;
+            payment.authorized = payment.amount;
+            let event = Event::PaymentAuthorized {
+                payment_id: payment.payment_id.clone(),
+                customer_id: payment.customer_id.clone(),
+                amount: Money {
+                    minor: payment.amount,
+                    currency: payment.currency.clone(),
+                },
+            };
+            Decision::emit(
+                Known {
+                    payment: Some(payment),
+                    account,
+                },
+                event,
+            )
+        }
+        Verdict::Decline(reason) => {
+            payment.status = Status::Declined;
+            let event = Event::PaymentDeclined {
+                customer_id: payment.customer_id.clone(),
+                reason,
+            };
+            Decision::emit(
+                Known {
+                    payment: Some(payment),
+                    account,
+                },
+                event,
+            )
+        }
+    }
 }
 
-pub fn on_cancelled(existing: Option<Status>) -> OnCancelled {
-    match existing {
-        Some(Status::Authorized) => OnCancelled::Refund,
-        Some(Status::InReview) => OnCancelled::EndReview,
-        None => OnCancelled::Remember,
-        Some(Status::Declined | Status::Refunded | Status::Cancelled) => OnCancelled::Nothing,
+/// Decides what an event means for an order's payment and its customer's credit.
+///
+/// - StockReserved: a customer held for review waits (the review timer); everyone else is
+///   judged at once. A payment that exists already (or a cancellation seen first) ignores it.
+/// - OrderCancelled: an authorised payment is refunded, a review ends without moving money,
+///   and a cancellation that arrives before any payment is remembered, so that a late
+///   StockReserved is never authorised.
+pub fn decide(known: &Known, event: &Event, ctx: &Context) -> Decision<Known> {
+    match event {
+        Event::StockReserved {
+            customer_id, total, ..
+        } => {
+            if known.payment.is_some() {
+                return Decision::nothing();
+            }
+            let payment = Payment {
+                payment_id: ctx.payment_id.clone(),
+                customer_id: customer_id.clone(),
+                amount: total.minor,
+                currency: total.currency.clone(),
+                status: Status::InReview,
+                review_until: None,
+                authorized: 0,
+                refunded: 0,
+            };
+            if customer_id.starts_with(REVIEW_PREFIX) {
+                return Decision::state(Known {
+                    payment: Some(Payment {
+                        review_until: Some(ctx.now_ms + ctx.review_ms),
+                        ..payment
+                    }),
+                    account: known.account,
+                });
+            }
+            settle(known, payment)
+        }
+        Event::OrderCancelled { customer_id, .. } => match &known.payment {
+            Some(payment) if payment.status == Status::Authorized => {
+                let mut after = known.clone();
+                after.account.used -= payment.amount;
+                let refunded = Payment {
+                    status: Status::Refunded,
+                    refunded: payment.amount,
+                    ..payment.clone()
+                };
+                after.payment = Some(refunded);
+                Decision::emit(
+                    after,
+                    Event::PaymentRefunded {
+                        payment_id: payment.payment_id.clone(),
+                        customer_id: payment.customer_id.clone(),
+                        amount: Money {
+                            minor: payment.amount,
+                            currency: payment.currency.clone(),
+                        },
+                    },
+                )
+            }
+            Some(payment) if payment.status == Status::InReview => Decision::state(Known {
+                payment: Some(Payment {
+                    status: Status::Cancelled,
+                    review_until: None,
+                    ..payment.clone()
+                }),
+                account: known.account,
+            }),
+            Some(_) => Decision::nothing(),
+            // No payment yet: a marker, so a late StockReserved is ignored.
+            None => Decision::state(Known {
+                payment: Some(Payment {
+                    payment_id: String::new(),
+                    customer_id: customer_id.clone(),
+                    amount: 0,
+                    currency: String::new(),
+                    status: Status::Cancelled,
+                    review_until: None,
+                    authorized: 0,
+                    refunded: 0,
+                }),
+                account: known.account,
+            }),
+        },
+        _ => Decision::nothing(),
+    }
+}
+
+/// The review timer: a payment whose review has ended is judged.
+pub fn review(known: &Known, now_ms: i64) -> Decision<Known> {
+    match &known.payment {
+        Some(payment)
+            if payment.status == Status::InReview
+                && payment.review_until.is_some_and(|until| until <= now_ms) =>
+        {
+            settle(known, payment.clone())
+        }
+        _ => Decision::nothing(),
     }
 }
 
@@ -112,6 +250,54 @@ pub fn on_cancelled(existing: Option<Status>) -> OnCancelled {
 mod tests {
     use super::*;
     use rstest::rstest;
+    use troupe_events::domain::CancellationReason;
+    use troupe_events::EventType;
+    use troupe_testkit::given::given;
+
+    const LIMIT: i64 = 10_000;
+
+    fn known(payment: Option<Payment>, used: i64) -> Known {
+        Known {
+            payment,
+            account: Account {
+                credit_limit: LIMIT,
+                used,
+            },
+        }
+    }
+
+    fn reserved(customer: &str, amount: i64) -> Event {
+        Event::StockReserved {
+            reservation_id: "r".into(),
+            lines: Vec::new(),
+            customer_id: customer.into(),
+            total: Money {
+                minor: amount,
+                currency: "EUR".into(),
+            },
+            expires_at: 0,
+        }
+    }
+
+    fn cancelled() -> Event {
+        Event::OrderCancelled {
+            customer_id: "cust-7".into(),
+            reason: CancellationReason::CustomerRequest,
+            detail: String::new(),
+        }
+    }
+
+    fn ctx() -> Context {
+        Context {
+            now_ms: 1_000,
+            review_ms: 500,
+            payment_id: "p-1".into(),
+        }
+    }
+
+    fn decide_now(known: &Known, event: &Event) -> Decision<Known> {
+        decide(known, event, &ctx())
+    }
 
     #[rstest]
     #[case(10_000, 0, 10_000, true)]
@@ -123,31 +309,103 @@ mod tests {
     }
 
     #[test]
-    fn review_customers_wait_and_repeats_are_ignored() {
-        assert_eq!(
-            on_reserved(None, "review-7", 1_000, 500),
-            OnReserved::Review { until: 1_500 }
-        );
-        assert_eq!(on_reserved(None, "cust-7", 1_000, 500), OnReserved::Judge);
-        for status in [Status::Authorized, Status::Cancelled, Status::InReview] {
-            assert_eq!(
-                on_reserved(Some(status), "cust-7", 0, 0),
-                OnReserved::Ignore
-            );
-        }
+    fn a_reservation_within_credit_is_authorised_and_holds_it() {
+        given("payment", known(None, 1_000))
+            .when(&reserved("cust-7", 2_000), decide_now)
+            .emits(&[EventType::PaymentAuthorized])
+            .after(|after| {
+                assert_eq!(after.account.used, 3_000);
+                let payment = after.payment.as_ref().unwrap();
+                assert_eq!(
+                    (payment.status, payment.authorized),
+                    (Status::Authorized, 2_000)
+                );
+            });
+        given("payment", known(None, 9_000))
+            .when(&reserved("cust-7", 2_000), decide_now)
+            .emits(&[EventType::PaymentDeclined])
+            .after(|after| {
+                assert_eq!(after.account.used, 9_000, "nothing held");
+                assert_eq!(after.payment.as_ref().unwrap().status, Status::Declined);
+            });
+    }
+
+    #[test]
+    fn review_customers_wait_for_the_timer_and_repeats_are_ignored() {
+        let waiting = given("payment", known(None, 0))
+            .when(&reserved("review-7", 2_000), decide_now)
+            .emits_nothing()
+            .after(|after| {
+                let payment = after.payment.as_ref().unwrap();
+                assert_eq!(payment.status, Status::InReview);
+                assert_eq!(payment.review_until, Some(1_500));
+            })
+            .into_after();
+        given("payment", waiting.clone())
+            .when_timer(|k| review(k, 1_499))
+            .emits_nothing()
+            .unchanged();
+        given("payment", waiting.clone())
+            .when_timer(|k| review(k, 1_500))
+            .emits(&[EventType::PaymentAuthorized]);
+        given("payment", waiting)
+            .when(&reserved("review-7", 2_000), decide_now)
+            .emits_nothing()
+            .unchanged();
     }
 
     #[rstest]
-    #[case(Some(Status::Authorized), OnCancelled::Refund)]
-    #[case(Some(Status::InReview), OnCancelled::EndReview)]
-    #[case(None, OnCancelled::Remember)]
-    #[case(Some(Status::Refunded), OnCancelled::Nothing)]
-    #[case(Some(Status::Declined), OnCancelled::Nothing)]
-    #[case(Some(Status::Cancelled), OnCancelled::Nothing)]
+    #[case(Status::Authorized, &[EventType::PaymentRefunded], Some(Status::Refunded), 0)]
+    #[case(Status::InReview, &[], Some(Status::Cancelled), 2_000)]
+    #[case(Status::Refunded, &[], None, 2_000)]
+    #[case(Status::Declined, &[], None, 2_000)]
+    #[case(Status::Cancelled, &[], None, 2_000)]
     fn cancellations_compensate_once(
-        #[case] status: Option<Status>,
-        #[case] expected: OnCancelled,
+        #[case] status: Status,
+        #[case] emits: &[EventType],
+        #[case] after: Option<Status>,
+        #[case] used_after: i64,
     ) {
-        assert_eq!(on_cancelled(status), expected);
+        let payment = Payment {
+            payment_id: "p".into(),
+            customer_id: "cust-7".into(),
+            amount: 2_000,
+            currency: "EUR".into(),
+            status,
+            review_until: None,
+            authorized: if status == Status::Authorized {
+                2_000
+            } else {
+                0
+            },
+            refunded: 0,
+        };
+        let then = given("payment", known(Some(payment), 2_000))
+            .when(&cancelled(), decide_now)
+            .emits(emits);
+        match after {
+            Some(expected) => {
+                then.after(|k| {
+                    assert_eq!(k.payment.as_ref().unwrap().status, expected);
+                    assert_eq!(k.account.used, used_after);
+                });
+            }
+            None => {
+                then.unchanged();
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancellation_before_the_reservation_blocks_a_late_authorisation() {
+        let marked = given("payment", known(None, 0))
+            .when(&cancelled(), decide_now)
+            .emits_nothing()
+            .after(|k| assert_eq!(k.payment.as_ref().unwrap().status, Status::Cancelled))
+            .into_after();
+        given("payment", marked)
+            .when(&reserved("cust-7", 2_000), decide_now)
+            .emits_nothing()
+            .unchanged();
     }
 }

@@ -1,47 +1,55 @@
-//! The payment service's tables.
+//! The payment service's tables: one payment per order, one account per customer. What an
+//! event touches is loaded locked and saved back whole.
 
-use sqlx::{PgConnection, Row};
+use std::collections::BTreeMap;
+
+use sqlx::{PgConnection, PgPool, Row};
+use troupe_events::Metadata;
 use uuid::Uuid;
 
-use crate::decide::Status;
+use crate::decide::{Account, Known, Payment, Status};
 
-/// A payment as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
-    pub payment_id: String,
-    pub customer_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub status: Status,
+const PAYMENT_COLUMNS: &str =
+    "payment_id, customer_id, amount, currency, status, review_until, authorized, refunded";
+
+fn payment_of(row: &sqlx::postgres::PgRow) -> Payment {
+    Payment {
+        payment_id: row.get("payment_id"),
+        customer_id: row.get("customer_id"),
+        amount: row.get("amount"),
+        currency: row.get("currency"),
+        status: Status::parse(row.get::<&str, _>("status")).unwrap_or(Status::Cancelled),
+        review_until: row.get("review_until"),
+        authorized: row.get("authorized"),
+        refunded: row.get("refunded"),
+    }
 }
 
-pub async fn payment(
+/// Loads, locked, the payment of `order_id` and the account of `customer_id` (created with
+/// `default_limit` on first sight).
+pub async fn load(
     conn: &mut PgConnection,
     order_id: Uuid,
-) -> Result<Option<Payment>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT payment_id, customer_id, amount, currency, status FROM payments
-         WHERE order_id = $1 FOR UPDATE",
-    )
+    customer_id: &str,
+    default_limit: i64,
+) -> Result<Known, sqlx::Error> {
+    let payment = sqlx::query(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 FOR UPDATE"
+    ))
     .bind(order_id)
     .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|r| Payment {
-        payment_id: r.get(0),
-        customer_id: r.get(1),
-        amount: r.get(2),
-        currency: r.get(3),
-        status: Status::parse(r.get::<&str, _>(4)).unwrap_or(Status::Cancelled),
-    }))
+    .await?
+    .as_ref()
+    .map(payment_of);
+    let account = lock_account(conn, customer_id, default_limit).await?;
+    Ok(Known { payment, account })
 }
 
-/// Locks the customer's account (created with `default_limit` on first sight); returns
-/// (credit limit, used).
-pub async fn lock_account(
+async fn lock_account(
     conn: &mut PgConnection,
     customer_id: &str,
     default_limit: i64,
-) -> Result<(i64, i64), sqlx::Error> {
+) -> Result<Account, sqlx::Error> {
     sqlx::query(
         "INSERT INTO accounts (customer_id, credit_limit, used) VALUES ($1, $2, 0)
          ON CONFLICT (customer_id) DO NOTHING",
@@ -55,77 +63,73 @@ pub async fn lock_account(
             .bind(customer_id)
             .fetch_one(&mut *conn)
             .await?;
-    Ok((row.get(0), row.get(1)))
+    Ok(Account {
+        credit_limit: row.get(0),
+        used: row.get(1),
+    })
 }
 
-pub async fn add_used(
+/// Writes back what changed: the payment row of the order, the account's credit used.
+pub async fn save(
     conn: &mut PgConnection,
+    meta: &Metadata,
     customer_id: &str,
-    change: i64,
+    before: &Known,
+    after: &Known,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE accounts SET used = used + $2 WHERE customer_id = $1")
-        .bind(customer_id)
-        .bind(change)
-        .execute(&mut *conn)
-        .await?;
+    if let Some(payment) = &after.payment {
+        if before.payment.as_ref() != Some(payment) {
+            sqlx::query(
+                "INSERT INTO payments (order_id, correlation_id, payment_id, customer_id, amount,
+                                       currency, status, review_until, authorized, refunded,
+                                       last_event_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,
+                     review_until = EXCLUDED.review_until, authorized = EXCLUDED.authorized,
+                     refunded = EXCLUDED.refunded, last_event_id = EXCLUDED.last_event_id",
+            )
+            .bind(meta.order_id)
+            .bind(meta.correlation_id)
+            .bind(&payment.payment_id)
+            .bind(&payment.customer_id)
+            .bind(payment.amount)
+            .bind(&payment.currency)
+            .bind(payment.status.as_str())
+            .bind(payment.review_until)
+            .bind(payment.authorized)
+            .bind(payment.refunded)
+            .bind(meta.event_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    if after.account != before.account {
+        sqlx::query("UPDATE accounts SET used = $2 WHERE customer_id = $1")
+            .bind(customer_id)
+            .bind(after.account.used)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
-/// Inserts or updates the payment row of an order.
-#[allow(clippy::too_many_arguments)]
-pub async fn upsert(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    correlation_id: Uuid,
-    payment: &Payment,
-    review_until: Option<i64>,
-    authorized: i64,
-    refunded: i64,
-    event_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payments (order_id, correlation_id, payment_id, customer_id, amount, currency,
-                               status, review_until, authorized, refunded, last_event_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,
-             review_until = EXCLUDED.review_until,
-             authorized = payments.authorized + EXCLUDED.authorized,
-             refunded = payments.refunded + EXCLUDED.refunded,
-             last_event_id = EXCLUDED.last_event_id",
-    )
-    .bind(order_id)
-    .bind(correlation_id)
-    .bind(&payment.payment_id)
-    .bind(&payment.customer_id)
-    .bind(payment.amount)
-    .bind(&payment.currency)
-    .bind(payment.status.as_str())
-    .bind(review_until)
-    .bind(authorized)
-    .bind(refunded)
-    .bind(event_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// A payment whose review has ended.
+/// A payment whose review has ended, claimed by this instance.
 #[derive(Debug, Clone)]
 pub struct Reviewed {
     pub order_id: Uuid,
     pub correlation_id: Uuid,
     pub last_event_id: Uuid,
-    pub payment: Payment,
+    pub customer_id: String,
 }
 
-/// Claims reviews due at `now_ms`, skipping rows another instance holds.
+/// Claims reviews due at `now_ms`, locked; rows another instance holds are skipped.
 pub async fn claim_reviews(
     conn: &mut PgConnection,
     now_ms: i64,
     limit: i64,
 ) -> Result<Vec<Reviewed>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT order_id, correlation_id, last_event_id, payment_id, customer_id, amount, currency
+        "SELECT order_id, correlation_id, last_event_id, customer_id
          FROM payments WHERE status = 'IN_REVIEW' AND review_until <= $1
          ORDER BY review_until LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
@@ -139,13 +143,37 @@ pub async fn claim_reviews(
             order_id: r.get(0),
             correlation_id: r.get(1),
             last_event_id: r.get(2),
-            payment: Payment {
-                payment_id: r.get(3),
-                customer_id: r.get(4),
-                amount: r.get(5),
-                currency: r.get(6),
-                status: Status::InReview,
-            },
+            customer_id: r.get(3),
+        })
+        .collect())
+}
+
+/// Every payment, by order: the service's state as tests and tools read it.
+pub async fn payments(pool: &PgPool) -> Result<BTreeMap<Uuid, Payment>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT order_id, {PAYMENT_COLUMNS} FROM payments"))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("order_id"), payment_of(r)))
+        .collect())
+}
+
+/// Every customer's account.
+pub async fn accounts(pool: &PgPool) -> Result<BTreeMap<String, Account>, sqlx::Error> {
+    let rows = sqlx::query("SELECT customer_id, credit_limit, used FROM accounts")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Account {
+                    credit_limit: r.get(1),
+                    used: r.get(2),
+                },
+            )
         })
         .collect())
 }

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use troupe_events::decision::Decision;
+use troupe_events::domain::Event;
+
 /// Where a shipment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -34,6 +37,8 @@ pub struct Knowledge {
     pub paid: bool,
     pub cancelled: bool,
     pub status: Option<Status>,
+    /// The shipment scheduled, and its carrier.
+    pub shipment: Option<(String, String)>,
 }
 
 /// The next step for an order.
@@ -95,10 +100,67 @@ pub fn next(knowledge: &Knowledge, carriers: &Carriers) -> Step {
     }
 }
 
+/// Decides what an event means for an order's shipment: shipping learns the destination, the
+/// payment and the cancellation in any order, and acts once it knows enough ([`next`]).
+/// `shipment_id` is the id a new shipment gets.
+pub fn decide(
+    known: &Knowledge,
+    event: &Event,
+    carriers: &Carriers,
+    shipment_id: &str,
+) -> Decision<Knowledge> {
+    let mut after = known.clone();
+    match event {
+        Event::OrderPlaced {
+            shipping_address, ..
+        } => after.country = Some(shipping_address.country.clone()),
+        Event::PaymentAuthorized { .. } => after.paid = true,
+        Event::OrderCancelled { .. } => after.cancelled = true,
+        _ => return Decision::nothing(),
+    }
+    let emit = match next(&after, carriers) {
+        Step::Schedule { carrier } => {
+            after.status = Some(Status::Scheduled);
+            after.shipment = Some((shipment_id.to_owned(), carrier.clone()));
+            Some(Event::ShipmentScheduled {
+                shipment_id: shipment_id.to_owned(),
+                carrier,
+                country: after.country.clone().unwrap_or_default(),
+            })
+        }
+        Step::Fail { reason } => {
+            after.status = Some(Status::Failed);
+            Some(Event::ShipmentFailed { reason })
+        }
+        Step::CancelShipment => {
+            after.status = Some(Status::Cancelled);
+            Some(Event::ShipmentCancelled {
+                shipment_id: after
+                    .shipment
+                    .as_ref()
+                    .map(|s| s.0.clone())
+                    .unwrap_or_default(),
+            })
+        }
+        Step::Wait => None,
+    };
+    if after == *known {
+        return Decision::nothing();
+    }
+    Decision {
+        after: Some(after),
+        emit: emit.into_iter().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+    use troupe_events::samples::sample;
+    use troupe_events::EventType;
+    use troupe_testkit::given::given;
+    use uuid::Uuid;
 
     fn carriers() -> Carriers {
         Carriers::parse(DEFAULT_COUNTRIES)
@@ -115,7 +177,58 @@ mod tests {
             paid,
             cancelled,
             status,
+            shipment: None,
         }
+    }
+
+    fn decide_with(known: &Knowledge, event: &Event) -> Decision<Knowledge> {
+        decide(known, event, &carriers(), "s-1")
+    }
+
+    fn event(event_type: EventType) -> Event {
+        sample(event_type, Uuid::nil()).event
+    }
+
+    #[test]
+    fn a_paid_order_ships_whichever_arrives_last_and_a_cancellation_cancels_it() {
+        // Payment before the address: nothing yet, then the address schedules it.
+        let paid = given("shipping", Knowledge::default())
+            .when(&event(EventType::PaymentAuthorized), decide_with)
+            .emits_nothing()
+            .into_after();
+        let scheduled = given("shipping", paid)
+            .when(&event(EventType::OrderPlaced), decide_with)
+            .emits(&[EventType::ShipmentScheduled])
+            .after(|k| assert_eq!(k.shipment.as_ref().map(|s| s.0.as_str()), Some("s-1")))
+            .into_after();
+        let then = given("shipping", scheduled)
+            .when(&event(EventType::OrderCancelled), decide_with)
+            .emits(&[EventType::ShipmentCancelled])
+            .after(|k| assert_eq!(k.status, Some(Status::Cancelled)));
+        assert!(matches!(
+            then.emitted(),
+            [Event::ShipmentCancelled { shipment_id }] if shipment_id == "s-1"
+        ));
+    }
+
+    #[test]
+    fn a_cancelled_order_is_never_shipped_and_repeats_change_nothing() {
+        let cancelled = given("shipping", Knowledge::default())
+            .when(&event(EventType::OrderCancelled), decide_with)
+            .emits_nothing()
+            .into_after();
+        let known = given("shipping", cancelled)
+            .when(&event(EventType::OrderPlaced), decide_with)
+            .emits_nothing()
+            .into_after();
+        let known = given("shipping", known)
+            .when(&event(EventType::PaymentAuthorized), decide_with)
+            .emits_nothing()
+            .into_after();
+        given("shipping", known)
+            .when(&event(EventType::PaymentAuthorized), decide_with)
+            .emits_nothing()
+            .unchanged();
     }
 
     #[rstest]

@@ -9,12 +9,12 @@ pub mod decide;
 pub mod store;
 
 use sqlx::PgConnection;
-use troupe_events::{Envelope, Event};
+use troupe_events::Envelope;
 use troupe_runtime::config::env_or;
 use troupe_runtime::{Handler, HandlerError};
 use uuid::Uuid;
 
-use decide::{Carriers, Status, Step};
+use decide::Carriers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -50,65 +50,12 @@ impl Handler for ShippingService {
         now_ms: i64,
     ) -> Result<Vec<Envelope>, HandlerError> {
         let meta = &envelope.meta;
-        let relevant = matches!(
-            envelope.event,
-            Event::OrderPlaced { .. }
-                | Event::PaymentAuthorized { .. }
-                | Event::OrderCancelled { .. }
-        );
-        if !relevant {
-            return Ok(Vec::new());
+        let known = store::load(conn, meta.order_id).await?;
+        let shipment_id = Uuid::now_v7().to_string();
+        let decision = decide::decide(&known, &envelope.event, &self.carriers, &shipment_id);
+        if let Some(after) = &decision.after {
+            store::save(conn, meta, after).await?;
         }
-        let (mut knowledge, shipment_id) =
-            store::knowledge(conn, meta.order_id, meta.correlation_id, meta.event_id).await?;
-        match &envelope.event {
-            Event::OrderPlaced {
-                shipping_address, ..
-            } => knowledge.country = Some(shipping_address.country.clone()),
-            Event::PaymentAuthorized { .. } => knowledge.paid = true,
-            Event::OrderCancelled { .. } => knowledge.cancelled = true,
-            _ => {}
-        }
-        let emit = |event| Envelope::caused_by(meta, Self::NAME, now_ms, event);
-        let (out, shipment) = match decide::next(&knowledge, &self.carriers) {
-            Step::Schedule { carrier } => {
-                knowledge.status = Some(Status::Scheduled);
-                let id = Uuid::now_v7().to_string();
-                let country = knowledge.country.clone().unwrap_or_default();
-                (
-                    vec![emit(Event::ShipmentScheduled {
-                        shipment_id: id.clone(),
-                        carrier: carrier.clone(),
-                        country,
-                    })],
-                    Some((id, carrier)),
-                )
-            }
-            Step::Fail { reason } => {
-                knowledge.status = Some(Status::Failed);
-                (vec![emit(Event::ShipmentFailed { reason })], None)
-            }
-            Step::CancelShipment => {
-                knowledge.status = Some(Status::Cancelled);
-                (
-                    vec![emit(Event::ShipmentCancelled {
-                        shipment_id: shipment_id.unwrap_or_default(),
-                    })],
-                    None,
-                )
-            }
-            Step::Wait => (Vec::new(), None),
-        };
-        store::save(
-            conn,
-            meta.order_id,
-            &knowledge,
-            shipment
-                .as_ref()
-                .map(|(id, carrier)| (id.as_str(), carrier.as_str())),
-            meta.event_id,
-        )
-        .await?;
-        Ok(out)
+        Ok(decision.envelopes(meta, Self::NAME, now_ms))
     }
 }

@@ -1,65 +1,75 @@
-//! The shipping service's table.
+//! The shipping service's table: what it knows of each order.
 
-use sqlx::{PgConnection, Row};
+use std::collections::BTreeMap;
+
+use sqlx::{PgConnection, PgPool, Row};
+use troupe_events::Metadata;
 use uuid::Uuid;
 
 use crate::decide::{Knowledge, Status};
 
-/// Loads (creating if new) and locks what shipping knows of an order.
-pub async fn knowledge(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    correlation_id: Uuid,
-    event_id: Uuid,
-) -> Result<(Knowledge, Option<String>), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO shipments (order_id, correlation_id, last_event_id) VALUES ($1, $2, $3)
-         ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(order_id)
-    .bind(correlation_id)
-    .bind(event_id)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query(
-        "SELECT country, paid, cancelled, status, shipment_id FROM shipments WHERE order_id = $1 FOR UPDATE",
-    )
-    .bind(order_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok((
-        Knowledge {
-            country: row.get(0),
-            paid: row.get(1),
-            cancelled: row.get(2),
-            status: row.get::<Option<&str>, _>(3).and_then(Status::parse),
-        },
-        row.get(4),
-    ))
+fn knowledge_of(row: &sqlx::postgres::PgRow) -> Knowledge {
+    let shipment_id: Option<String> = row.get("shipment_id");
+    let carrier: Option<String> = row.get("carrier");
+    Knowledge {
+        country: row.get("country"),
+        paid: row.get("paid"),
+        cancelled: row.get("cancelled"),
+        status: row.get::<Option<&str>, _>("status").and_then(Status::parse),
+        shipment: shipment_id.map(|id| (id, carrier.unwrap_or_default())),
+    }
 }
 
-pub async fn save(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    knowledge: &Knowledge,
-    shipment: Option<(&str, &str)>,
-    event_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE shipments SET country = $2, paid = $3, cancelled = $4, status = $5,
-             shipment_id = COALESCE($6, shipment_id), carrier = COALESCE($7, carrier),
-             last_event_id = $8
-         WHERE order_id = $1",
+/// Loads, locked, what shipping knows of an order (nothing yet: the default).
+pub async fn load(conn: &mut PgConnection, order_id: Uuid) -> Result<Knowledge, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT country, paid, cancelled, status, shipment_id, carrier FROM shipments
+         WHERE order_id = $1 FOR UPDATE",
     )
     .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(knowledge_of).unwrap_or_default())
+}
+
+/// Writes what shipping knows of an order after an event.
+pub async fn save(
+    conn: &mut PgConnection,
+    meta: &Metadata,
+    knowledge: &Knowledge,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO shipments (order_id, correlation_id, country, paid, cancelled, status,
+                                shipment_id, carrier, last_event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (order_id) DO UPDATE SET country = EXCLUDED.country, paid = EXCLUDED.paid,
+             cancelled = EXCLUDED.cancelled, status = EXCLUDED.status,
+             shipment_id = EXCLUDED.shipment_id, carrier = EXCLUDED.carrier,
+             last_event_id = EXCLUDED.last_event_id",
+    )
+    .bind(meta.order_id)
+    .bind(meta.correlation_id)
     .bind(&knowledge.country)
     .bind(knowledge.paid)
     .bind(knowledge.cancelled)
     .bind(knowledge.status.map(Status::as_str))
-    .bind(shipment.map(|s| s.0))
-    .bind(shipment.map(|s| s.1))
-    .bind(event_id)
+    .bind(knowledge.shipment.as_ref().map(|s| s.0.as_str()))
+    .bind(knowledge.shipment.as_ref().map(|s| s.1.as_str()))
+    .bind(meta.event_id)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// What shipping knows of every order: its state as tests and tools read it.
+pub async fn all(pool: &PgPool) -> Result<BTreeMap<Uuid, Knowledge>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT order_id, country, paid, cancelled, status, shipment_id, carrier FROM shipments",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("order_id"), knowledge_of(r)))
+        .collect())
 }

@@ -4,6 +4,9 @@
 //!   not running, so `cargo test` works on its own as well as under `make test`.
 //! - [`unique`]: names for per-test topics, groups, databases and keyspaces.
 //! - [`wait_until`]: poll a condition with a deadline instead of sleeping.
+//! - [`given`]: given/when/then for every service's pure decisions.
+
+pub mod given;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -45,6 +45,11 @@ impl Watched {
             ("broker (Apache Kafka)", probe::pids_with_arg("kafka.Kafka")),
             ("postgresql (all backends)*", probe::pids_named("postgres")),
             ("troupe-registry", probe::pids_named("troupe-registry")),
+            // Idle during the bench (no projector runs), but it shares the machine.
+            (
+                "cassandra (idle)",
+                probe::pids_with_arg("org.apache.cassandra.service.CassandraDaemon"),
+            ),
         ] {
             if !found.is_empty() {
                 names.push(name.to_owned());
