@@ -68,7 +68,7 @@ impl Metadata {
 }
 
 /// An amount in minor units (cents) of a currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Money {
     pub minor: i64,
     pub currency: String,
@@ -93,7 +93,7 @@ pub struct OrderLine {
     pub unit_price: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Address {
     pub name: String,
     pub street: String,
