@@ -11,16 +11,17 @@ pub mod store;
 use std::time::Duration;
 
 use sqlx::PgConnection;
+use troupe_events::decision::Decision;
 use troupe_events::{Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
-use troupe_runtime::{Handler, HandlerError};
+use troupe_runtime::{Due, Service};
 use uuid::Uuid;
 
-use decide::Context;
+use decide::{Context, Known};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The inventory service's handler.
+/// The inventory service.
 #[derive(Debug, Clone)]
 pub struct InventoryService {
     /// How long a reservation waits for payment.
@@ -42,20 +43,20 @@ impl InventoryService {
     }
 }
 
-impl Handler for InventoryService {
+impl Service for InventoryService {
     const NAME: &'static str = "inventory";
+    type Known = Known;
+    type After = Known;
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
 
-    async fn handle(
+    async fn load(
         &self,
         conn: &mut PgConnection,
         envelope: &Envelope,
-        now_ms: i64,
-    ) -> Result<Vec<Envelope>, HandlerError> {
-        let meta = &envelope.meta;
+    ) -> Result<Known, sqlx::Error> {
         let (skus, create): (Vec<&str>, bool) = match &envelope.event {
             Event::OrderPlaced { lines, .. } => {
                 (lines.iter().map(|l| l.sku.as_str()).collect(), false)
@@ -63,46 +64,42 @@ impl Handler for InventoryService {
             Event::StockAdjusted { sku, .. } => (vec![sku.as_str()], true),
             _ => (Vec::new(), false),
         };
-        let known = store::load(conn, meta.order_id, &skus, create).await?;
+        store::load(conn, envelope.meta.order_id, &skus, create).await
+    }
+
+    fn decide(&self, known: &Known, envelope: &Envelope, now_ms: i64) -> Decision<Known> {
         let context = Context {
             now_ms,
             ttl_ms: self.reservation_ttl.as_millis() as i64,
             reservation_id: Uuid::now_v7().to_string(),
         };
-        let decision = decide::decide(&known, &envelope.event, &context);
-        if let Some(after) = &decision.after {
-            store::save(conn, meta, &known, after).await?;
-        }
-        Ok(decision.envelopes(meta, Self::NAME, now_ms))
+        decide::decide(known, &envelope.event, &context)
+    }
+
+    async fn save(
+        &self,
+        conn: &mut PgConnection,
+        cause: &Metadata,
+        known: &Known,
+        after: &Known,
+        _now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        store::save(conn, cause, known, after).await
     }
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(self.timer_interval)
     }
 
-    async fn tick(
+    async fn due(
         &self,
         conn: &mut PgConnection,
         now_ms: i64,
-    ) -> Result<Vec<Envelope>, HandlerError> {
-        let mut out = Vec::new();
-        for due in store::claim_due(conn, now_ms, 200).await? {
-            let decision = decide::expire(&due.known, now_ms);
-            let cause = Metadata::fired(
-                due.order_id,
-                due.correlation_id,
-                due.last_event_id,
-                Self::NAME,
-                now_ms,
-            );
-            if let Some(after) = &decision.after {
-                store::save(conn, &cause, &due.known, after).await?;
-            }
-            out.extend(decision.emit.into_iter().map(|event| Envelope {
-                meta: cause.clone(),
-                event,
-            }));
-        }
-        Ok(out)
+    ) -> Result<Vec<Due<Known>>, sqlx::Error> {
+        store::claim_due(conn, Self::NAME, now_ms, 200).await
+    }
+
+    fn fire(&self, known: &Known, now_ms: i64) -> Decision<Known> {
+        decide::expire(known, now_ms)
     }
 }

@@ -1,4 +1,5 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    troupe_runtime::processor::main(troupe_inventory::InventoryService::from_env()).await
+    let service = troupe_inventory::InventoryService::from_env();
+    troupe_runtime::processor::main(troupe_runtime::Stateful(service)).await
 }

@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::domain::SkuQuantity;
 use troupe_events::Metadata;
+use troupe_runtime::Due;
 use uuid::Uuid;
 
 use crate::decide::{Known, Level, Reservation, Status};
@@ -144,22 +145,14 @@ pub async fn save(
     Ok(())
 }
 
-/// A reservation whose time has passed, claimed by this instance.
-#[derive(Debug, Clone)]
-pub struct Due {
-    pub order_id: Uuid,
-    pub correlation_id: Uuid,
-    pub last_event_id: Uuid,
-    pub known: Known,
-}
-
-/// Claims up to `limit` active reservations due at `now_ms`, locked; rows other instances are
-/// claiming are skipped, not waited for.
+/// Claims up to `limit` active reservations due at `now_ms`, locked, each with the metadata
+/// its expiry is caused by; rows other instances are claiming are skipped, not waited for.
 pub async fn claim_due(
     conn: &mut PgConnection,
+    producer: &str,
     now_ms: i64,
     limit: i64,
-) -> Result<Vec<Due>, sqlx::Error> {
+) -> Result<Vec<Due<Known>>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT order_id, correlation_id, last_event_id, reservation_id, lines, status, expires_at
          FROM reservations WHERE status = 'ACTIVE' AND expires_at <= $1
@@ -172,9 +165,13 @@ pub async fn claim_due(
     Ok(rows
         .iter()
         .map(|r| Due {
-            order_id: r.get("order_id"),
-            correlation_id: r.get("correlation_id"),
-            last_event_id: r.get("last_event_id"),
+            cause: Metadata::fired(
+                r.get("order_id"),
+                r.get("correlation_id"),
+                r.get("last_event_id"),
+                producer,
+                now_ms,
+            ),
             known: Known {
                 reservation: Some(reservation_of(r)),
                 stock: BTreeMap::new(),

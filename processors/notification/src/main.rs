@@ -1,4 +1,5 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    troupe_runtime::processor::main(troupe_notification::NotificationService).await
+    let service = troupe_notification::NotificationService;
+    troupe_runtime::processor::main(troupe_runtime::Stateful(service)).await
 }

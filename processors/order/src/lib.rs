@@ -8,33 +8,47 @@ pub mod decide;
 pub mod store;
 
 use sqlx::PgConnection;
-use troupe_events::Envelope;
-use troupe_runtime::{Handler, HandlerError};
+use troupe_events::decision::Decision;
+use troupe_events::{Envelope, Metadata};
+use troupe_runtime::Service;
+
+use decide::Order;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The order service's handler.
+/// The order service.
 #[derive(Debug, Clone, Default)]
 pub struct OrderService;
 
-impl Handler for OrderService {
+impl Service for OrderService {
     const NAME: &'static str = "order";
+    type Known = Option<Order>;
+    type After = Order;
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
 
-    async fn handle(
+    async fn load(
         &self,
         conn: &mut PgConnection,
         envelope: &Envelope,
+    ) -> Result<Option<Order>, sqlx::Error> {
+        store::load(conn, envelope.meta.order_id).await
+    }
+
+    fn decide(&self, known: &Option<Order>, envelope: &Envelope, _now_ms: i64) -> Decision<Order> {
+        decide::decide(known.as_ref(), &envelope.event)
+    }
+
+    async fn save(
+        &self,
+        conn: &mut PgConnection,
+        cause: &Metadata,
+        _known: &Option<Order>,
+        after: &Order,
         now_ms: i64,
-    ) -> Result<Vec<Envelope>, HandlerError> {
-        let order = store::load(conn, envelope.meta.order_id).await?;
-        let decision = decide::decide(order.as_ref(), &envelope.event);
-        if let Some(after) = &decision.after {
-            store::save(conn, &envelope.meta, after, now_ms).await?;
-        }
-        Ok(decision.envelopes(&envelope.meta, Self::NAME, now_ms))
+    ) -> Result<(), sqlx::Error> {
+        store::save(conn, cause, after, now_ms).await
     }
 }

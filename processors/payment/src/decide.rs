@@ -62,8 +62,9 @@ pub struct Payment {
 }
 
 /// A customer's credit: the limit, and what authorised, unrefunded payments use of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    pub customer_id: String,
     pub credit_limit: i64,
     pub used: i64,
 }
@@ -107,7 +108,7 @@ pub fn judge(credit_limit: i64, used: i64, amount: i64) -> Verdict {
 /// Judges `payment` against the customer's credit now: authorised (holding credit) or
 /// declined.
 fn settle(known: &Known, mut payment: Payment) -> Decision<Known> {
-    let mut account = known.account;
+    let mut account = known.account.clone();
     payment.review_until = None;
     match judge(account.credit_limit, account.used, payment.amount) {
         Verdict::Authorize => {
@@ -178,7 +179,7 @@ pub fn decide(known: &Known, event: &Event, ctx: &Context) -> Decision<Known> {
                         review_until: Some(ctx.now_ms + ctx.review_ms),
                         ..payment
                     }),
-                    account: known.account,
+                    account: known.account.clone(),
                 });
             }
             settle(known, payment)
@@ -211,7 +212,7 @@ pub fn decide(known: &Known, event: &Event, ctx: &Context) -> Decision<Known> {
                     review_until: None,
                     ..payment.clone()
                 }),
-                account: known.account,
+                account: known.account.clone(),
             }),
             Some(_) => Decision::nothing(),
             // No payment yet: a marker, so a late StockReserved is ignored.
@@ -226,7 +227,7 @@ pub fn decide(known: &Known, event: &Event, ctx: &Context) -> Decision<Known> {
                     authorized: 0,
                     refunded: 0,
                 }),
-                account: known.account,
+                account: known.account.clone(),
             }),
         },
         _ => Decision::nothing(),
@@ -260,6 +261,7 @@ mod tests {
         Known {
             payment,
             account: Account {
+                customer_id: "cust-7".into(),
                 credit_limit: LIMIT,
                 used,
             },

@@ -11,16 +11,17 @@ pub mod store;
 use std::time::Duration;
 
 use sqlx::PgConnection;
+use troupe_events::decision::Decision;
 use troupe_events::{Envelope, Event, Metadata};
 use troupe_runtime::config::env_or;
-use troupe_runtime::{Handler, HandlerError};
+use troupe_runtime::{Due, Service};
 use uuid::Uuid;
 
-use decide::Context;
+use decide::{Context, Known};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The payment service's handler.
+/// The payment service.
 #[derive(Debug, Clone)]
 pub struct PaymentService {
     /// Credit limit of a customer seen for the first time, in minor units.
@@ -44,73 +45,74 @@ impl PaymentService {
     }
 }
 
-impl Handler for PaymentService {
+/// The customer an event is about, when payment reacts to it.
+fn customer_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::StockReserved { customer_id, .. } | Event::OrderCancelled { customer_id, .. } => {
+            Some(customer_id)
+        }
+        _ => None,
+    }
+}
+
+impl Service for PaymentService {
     const NAME: &'static str = "payment";
+    type Known = Known;
+    type After = Known;
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
 
-    async fn handle(
+    async fn load(
         &self,
         conn: &mut PgConnection,
         envelope: &Envelope,
-        now_ms: i64,
-    ) -> Result<Vec<Envelope>, HandlerError> {
-        let meta = &envelope.meta;
-        let customer_id = match &envelope.event {
-            Event::StockReserved { customer_id, .. }
-            | Event::OrderCancelled { customer_id, .. } => customer_id,
-            _ => return Ok(Vec::new()),
-        };
-        let known =
-            store::load(conn, meta.order_id, customer_id, self.default_credit_limit).await?;
+    ) -> Result<Known, sqlx::Error> {
+        // Payment reacts only to events that name the customer (choreography.yaml).
+        let customer = customer_of(&envelope.event).unwrap_or_default();
+        store::load(
+            conn,
+            envelope.meta.order_id,
+            customer,
+            self.default_credit_limit,
+        )
+        .await
+    }
+
+    fn decide(&self, known: &Known, envelope: &Envelope, now_ms: i64) -> Decision<Known> {
         let context = Context {
             now_ms,
             review_ms: self.review.as_millis() as i64,
             payment_id: Uuid::now_v7().to_string(),
         };
-        let decision = decide::decide(&known, &envelope.event, &context);
-        if let Some(after) = &decision.after {
-            store::save(conn, meta, customer_id, &known, after).await?;
-        }
-        Ok(decision.envelopes(meta, Self::NAME, now_ms))
+        decide::decide(known, &envelope.event, &context)
+    }
+
+    async fn save(
+        &self,
+        conn: &mut PgConnection,
+        cause: &Metadata,
+        known: &Known,
+        after: &Known,
+        _now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        store::save(conn, cause, known, after).await
     }
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(self.timer_interval)
     }
 
-    async fn tick(
+    async fn due(
         &self,
         conn: &mut PgConnection,
         now_ms: i64,
-    ) -> Result<Vec<Envelope>, HandlerError> {
-        let mut out = Vec::new();
-        for due in store::claim_reviews(conn, now_ms, 200).await? {
-            let known = store::load(
-                conn,
-                due.order_id,
-                &due.customer_id,
-                self.default_credit_limit,
-            )
-            .await?;
-            let decision = decide::review(&known, now_ms);
-            let cause = Metadata::fired(
-                due.order_id,
-                due.correlation_id,
-                due.last_event_id,
-                Self::NAME,
-                now_ms,
-            );
-            if let Some(after) = &decision.after {
-                store::save(conn, &cause, &due.customer_id, &known, after).await?;
-            }
-            out.extend(decision.emit.into_iter().map(|event| Envelope {
-                meta: cause.clone(),
-                event,
-            }));
-        }
-        Ok(out)
+    ) -> Result<Vec<Due<Known>>, sqlx::Error> {
+        store::claim_reviews(conn, Self::NAME, now_ms, 200, self.default_credit_limit).await
+    }
+
+    fn fire(&self, known: &Known, now_ms: i64) -> Decision<Known> {
+        decide::review(known, now_ms)
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{PgConnection, PgPool, Row};
 use troupe_events::Metadata;
+use troupe_runtime::Due;
 use uuid::Uuid;
 
 use crate::decide::{Account, Known, Payment, Status};
@@ -64,6 +65,7 @@ async fn lock_account(
             .fetch_one(&mut *conn)
             .await?;
     Ok(Account {
+        customer_id: customer_id.to_owned(),
         credit_limit: row.get(0),
         used: row.get(1),
     })
@@ -73,7 +75,6 @@ async fn lock_account(
 pub async fn save(
     conn: &mut PgConnection,
     meta: &Metadata,
-    customer_id: &str,
     before: &Known,
     after: &Known,
 ) -> Result<(), sqlx::Error> {
@@ -105,7 +106,7 @@ pub async fn save(
     }
     if after.account != before.account {
         sqlx::query("UPDATE accounts SET used = $2 WHERE customer_id = $1")
-            .bind(customer_id)
+            .bind(&after.account.customer_id)
             .bind(after.account.used)
             .execute(&mut *conn)
             .await?;
@@ -113,39 +114,43 @@ pub async fn save(
     Ok(())
 }
 
-/// A payment whose review has ended, claimed by this instance.
-#[derive(Debug, Clone)]
-pub struct Reviewed {
-    pub order_id: Uuid,
-    pub correlation_id: Uuid,
-    pub last_event_id: Uuid,
-    pub customer_id: String,
-}
-
-/// Claims reviews due at `now_ms`, locked; rows another instance holds are skipped.
+/// Claims reviews due at `now_ms`, locked, each with what payment knows of its order and the
+/// metadata its verdict is caused by; rows another instance holds are skipped.
 pub async fn claim_reviews(
     conn: &mut PgConnection,
+    producer: &str,
     now_ms: i64,
     limit: i64,
-) -> Result<Vec<Reviewed>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT order_id, correlation_id, last_event_id, customer_id
+    default_limit: i64,
+) -> Result<Vec<Due<Known>>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT order_id, correlation_id, last_event_id, {PAYMENT_COLUMNS}
          FROM payments WHERE status = 'IN_REVIEW' AND review_until <= $1
-         ORDER BY review_until LIMIT $2 FOR UPDATE SKIP LOCKED",
-    )
+         ORDER BY review_until LIMIT $2 FOR UPDATE SKIP LOCKED"
+    ))
     .bind(now_ms)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Reviewed {
-            order_id: r.get(0),
-            correlation_id: r.get(1),
-            last_event_id: r.get(2),
-            customer_id: r.get(3),
-        })
-        .collect())
+    let mut due = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let payment = payment_of(row);
+        let account = lock_account(conn, &payment.customer_id, default_limit).await?;
+        due.push(Due {
+            cause: Metadata::fired(
+                row.get("order_id"),
+                row.get("correlation_id"),
+                row.get("last_event_id"),
+                producer,
+                now_ms,
+            ),
+            known: Known {
+                payment: Some(payment),
+                account,
+            },
+        });
+    }
+    Ok(due)
 }
 
 /// Every payment, by order: the service's state as tests and tools read it.
@@ -170,6 +175,7 @@ pub async fn accounts(pool: &PgPool) -> Result<BTreeMap<String, Account>, sqlx::
             (
                 r.get(0),
                 Account {
+                    customer_id: r.get(0),
                     credit_limit: r.get(1),
                     used: r.get(2),
                 },

@@ -2,7 +2,8 @@
 //!
 //! - [`processor`]: `run(config, handler, shutdown)`, the consume → apply → commit loop;
 //! - [`group`]: the consumer group: settings, commits, leaving, the lag of owned partitions;
-//! - [`handler`]: the one trait a processor implements;
+//! - [`handler`]: the one trait a processor implements; [`service`]: a saga service's load →
+//!   decide → save → emit, as a handler;
 //! - [`outbox`]: inbox, outbox and the relay (exactly-once effects without Kafka transactions);
 //! - [`codec`]: the Confluent wire format through the schema registry;
 //! - [`deadletter`]: reason codes and headers for bad input;
@@ -25,9 +26,11 @@ pub mod metrics;
 pub mod outbox;
 pub mod processor;
 pub mod publish;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topics;
 
 pub use handler::{Handler, HandlerError, Source};
 pub use processor::run;
+pub use service::{Due, Service, Stateful};

@@ -9,16 +9,17 @@ pub mod decide;
 pub mod store;
 
 use sqlx::PgConnection;
-use troupe_events::Envelope;
+use troupe_events::decision::Decision;
+use troupe_events::{Envelope, Metadata};
 use troupe_runtime::config::env_or;
-use troupe_runtime::{Handler, HandlerError};
+use troupe_runtime::Service;
 use uuid::Uuid;
 
-use decide::Carriers;
+use decide::{Carriers, Knowledge};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The shipping service's handler.
+/// The shipping service.
 #[derive(Debug, Clone)]
 pub struct ShippingService {
     pub carriers: Carriers,
@@ -36,26 +37,36 @@ impl ShippingService {
     }
 }
 
-impl Handler for ShippingService {
+impl Service for ShippingService {
     const NAME: &'static str = "shipping";
+    type Known = Knowledge;
+    type After = Knowledge;
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
 
-    async fn handle(
+    async fn load(
         &self,
         conn: &mut PgConnection,
         envelope: &Envelope,
-        now_ms: i64,
-    ) -> Result<Vec<Envelope>, HandlerError> {
-        let meta = &envelope.meta;
-        let known = store::load(conn, meta.order_id).await?;
+    ) -> Result<Knowledge, sqlx::Error> {
+        store::load(conn, envelope.meta.order_id).await
+    }
+
+    fn decide(&self, known: &Knowledge, envelope: &Envelope, _now_ms: i64) -> Decision<Knowledge> {
         let shipment_id = Uuid::now_v7().to_string();
-        let decision = decide::decide(&known, &envelope.event, &self.carriers, &shipment_id);
-        if let Some(after) = &decision.after {
-            store::save(conn, meta, after).await?;
-        }
-        Ok(decision.envelopes(meta, Self::NAME, now_ms))
+        decide::decide(known, &envelope.event, &self.carriers, &shipment_id)
+    }
+
+    async fn save(
+        &self,
+        conn: &mut PgConnection,
+        cause: &Metadata,
+        _known: &Knowledge,
+        after: &Knowledge,
+        _now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        store::save(conn, cause, after).await
     }
 }

@@ -1,4 +1,5 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    troupe_runtime::processor::main(troupe_shipping::ShippingService::from_env()).await
+    let service = troupe_shipping::ShippingService::from_env();
+    troupe_runtime::processor::main(troupe_runtime::Stateful(service)).await
 }

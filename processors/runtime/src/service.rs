@@ -1,0 +1,133 @@
+//! A saga service, as its four steps: load what an event touches, decide (pure), save what
+//! changed, emit. [`Stateful`] turns any [`Service`] into a [`Handler`], so the plumbing is
+//! written once and every service's `lib.rs` holds only its own loading and saving.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use troupe_events::decision::Decision;
+use troupe_events::{Envelope, Metadata};
+
+use crate::handler::{Handler, HandlerError};
+
+/// A timer that is due: what caused it (its events are caused by this), and what the service
+/// knows of its order.
+#[derive(Debug)]
+pub struct Due<K> {
+    pub cause: Metadata,
+    pub known: K,
+}
+
+/// A saga service's state and decisions.
+pub trait Service: Send + Sync + 'static {
+    /// The service's name in `choreography.yaml`, its group and database.
+    const NAME: &'static str;
+    /// What the service knows when an event arrives.
+    type Known: Send + Sync;
+    /// What a decision leaves behind, to save.
+    type After: Send + Sync;
+
+    /// The migrations of the service's tables.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator;
+
+    /// Loads (locked) what `envelope` touches.
+    fn load(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<Self::Known, sqlx::Error>> + Send;
+
+    /// The pure decision.
+    fn decide(
+        &self,
+        known: &Self::Known,
+        envelope: &Envelope,
+        now_ms: i64,
+    ) -> Decision<Self::After>;
+
+    /// Saves what the decision changed; `cause` is the event (or the timer's cause).
+    fn save(
+        &self,
+        conn: &mut PgConnection,
+        cause: &Metadata,
+        known: &Self::Known,
+        after: &Self::After,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// How often timers are looked for; `None` (the default) for a service without timers.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Claims (locked) the timers due at `now_ms`.
+    fn due(
+        &self,
+        conn: &mut PgConnection,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<Due<Self::Known>>, sqlx::Error>> + Send {
+        let _ = (conn, now_ms);
+        async { Ok(Vec::new()) }
+    }
+
+    /// The pure decision of a due timer.
+    fn fire(&self, known: &Self::Known, now_ms: i64) -> Decision<Self::After> {
+        let _ = (known, now_ms);
+        Decision::nothing()
+    }
+}
+
+/// A [`Service`] as the runtime's [`Handler`].
+#[derive(Debug, Clone)]
+pub struct Stateful<S>(pub S);
+
+impl<S: Service> Handler for Stateful<S> {
+    const NAME: &'static str = S::NAME;
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        self.0.migrator()
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &Envelope,
+        now_ms: i64,
+    ) -> Result<Vec<Envelope>, HandlerError> {
+        let known = self.0.load(conn, envelope).await?;
+        let decision = self.0.decide(&known, envelope, now_ms);
+        if let Some(after) = &decision.after {
+            self.0
+                .save(conn, &envelope.meta, &known, after, now_ms)
+                .await?;
+        }
+        Ok(decision.envelopes(&envelope.meta, S::NAME, now_ms))
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.0.tick_interval()
+    }
+
+    async fn tick(
+        &self,
+        conn: &mut PgConnection,
+        now_ms: i64,
+    ) -> Result<Vec<Envelope>, HandlerError> {
+        let mut out = Vec::new();
+        for due in self.0.due(conn, now_ms).await? {
+            let decision = self.0.fire(&due.known, now_ms);
+            if let Some(after) = &decision.after {
+                self.0
+                    .save(conn, &due.cause, &due.known, after, now_ms)
+                    .await?;
+            }
+            // A timer's events are the cause's own: they carry its metadata.
+            out.extend(decision.emit.into_iter().map(|event| Envelope {
+                meta: due.cause.clone(),
+                event,
+            }));
+        }
+        Ok(out)
+    }
+}
