@@ -110,6 +110,18 @@ impl PrivateStack {
 
 impl Drop for PrivateStack {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the servers' logs of a failed run for the person reading the failure.
+            let kept =
+                std::env::temp_dir().join(format!("troupe-failed-stack-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&kept);
+            if let Ok(logs) = std::fs::read_dir(self.home.path().join("logs")) {
+                for log in logs.flatten() {
+                    let _ = std::fs::copy(log.path(), kept.join(log.file_name()));
+                }
+            }
+            eprintln!("server logs kept in {}", kept.display());
+        }
         let _ = self.run("down");
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -122,7 +122,10 @@ impl Saga {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut processor_settings = vec![
-            ("RUST_LOG".to_owned(), "warn".to_owned()),
+            (
+                "RUST_LOG".to_owned(),
+                std::env::var("TEST_PROCESSOR_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            ),
             // A killed instance's partitions move to the survivors after 6 s, not 10.
             (
                 "TROUPE_KAFKA_SESSION_TIMEOUT_MS".to_owned(),
@@ -351,9 +354,9 @@ impl Saga {
         ])
     }
 
-    /// Whether consumer group `group` has committed every message of the saga's topics
-    /// `bases`.
-    pub fn caught_up(&self, group: &str, bases: &[&str]) -> bool {
+    /// The partitions of the saga's topics `bases` where consumer group `group` has not
+    /// committed every message: (topic, partition) → (log end, committed).
+    pub fn behind(&self, group: &str, bases: &[&str]) -> Vec<(String, i32, i64, i64)> {
         let topics: Vec<String> = bases
             .iter()
             .map(|t| format!("{}{t}", self.prefix))
@@ -365,17 +368,30 @@ impl Saga {
             partitions,
         )
         .expect("lag probe");
-        probe.lag().expect("lag")[group] == 0
+        probe
+            .offsets()
+            .expect("offsets")
+            .into_iter()
+            .filter(|(_, (end, committed))| committed < end)
+            .map(|((_, topic, partition), (end, committed))| (topic, partition, end, committed))
+            .collect()
     }
 
-    /// Waits until consumer group `group` has committed every message of `bases`.
+    /// Waits until consumer group `group` has committed every message of `bases`; on timeout,
+    /// names the partitions still behind.
     pub async fn wait_caught_up(&self, group: &str, bases: &[&str]) {
-        wait_until(
-            &format!("{group} to catch up"),
-            Duration::from_secs(90),
-            || async { self.caught_up(group, bases).then_some(()) },
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let behind = self.behind(group, bases);
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{group} has not caught up after 90s; (topic, partition, end, committed): {behind:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A consumer outside any group of the saga's, for reading its topics by assignment.

@@ -201,6 +201,9 @@ pub struct ProcessorConfig {
     /// `TROUPE_LAG_INTERVAL_MS` (default 5000): how often the processor asks the broker for
     /// its partitions' lag (`troupe_consumer_lag_messages`).
     pub lag_interval: Duration,
+    /// `TROUPE_COMMIT_INTERVAL_MS` (default 200): how often the offsets of applied batches
+    /// are committed to the group. A crash re-reads at most this much (the inbox skips it).
+    pub commit_interval: Duration,
     /// `TROUPE_INBOX_KEEP_HOURS`: how long processed event ids are remembered (default 192,
     /// one day more than the topics' 7-day retention).
     pub inbox_keep: Duration,
@@ -238,6 +241,7 @@ impl ProcessorConfig {
                 .filter(|v| !v.is_empty()),
             session_timeout_ms: number("TROUPE_KAFKA_SESSION_TIMEOUT_MS", 10_000),
             lag_interval: Duration::from_millis(number("TROUPE_LAG_INTERVAL_MS", 5_000)),
+            commit_interval: Duration::from_millis(number("TROUPE_COMMIT_INTERVAL_MS", 200)),
             inbox_keep: Duration::from_secs(number("TROUPE_INBOX_KEEP_HOURS", 192) * 3600),
             batch_max: number("TROUPE_BATCH_MAX", 500) as usize,
             batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),

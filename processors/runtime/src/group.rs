@@ -1,12 +1,11 @@
-//! A processor's membership of its consumer group: the consumer's settings, committing offsets
-//! after the database, leaving the group on shutdown, and reporting the lag of the partitions
+//! A processor's membership of its consumer group: the consumer's settings, storing offsets
+//! for commit after the database, leaving the group on shutdown, and reporting the lag of the partitions
 //! this member owns.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
@@ -21,11 +20,10 @@ use crate::topics::Topics;
 /// The consumer every processor uses.
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// Logs rebalances, and notes failed commits so that they are sent again.
+/// Logs rebalances and failed offset commits.
 #[derive(Debug)]
 pub struct GroupContext {
     processor: &'static str,
-    commit_failed: AtomicBool,
 }
 
 impl ClientContext for GroupContext {}
@@ -37,11 +35,9 @@ impl ConsumerContext for GroupContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(error) = result {
-            // Typically during a rebalance. The next batch's commit covers its partitions, but
-            // a partition that receives nothing more would keep a stale offset (and show lag
-            // for ever): [`Applied::recommit`] sends every applied offset again.
+            // Typically during a rebalance. The stored offsets stay ahead of the committed
+            // ones, so the next periodic commit sends them again.
             tracing::debug!(%error, processor = self.processor, "offset commit failed; it will be sent again");
-            self.commit_failed.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -65,8 +61,15 @@ pub fn subscribe(
         .set("bootstrap.servers", &config.kafka.bootstrap)
         .set("group.id", &config.group_id)
         .set("client.id", &config.instance)
-        // Offsets are committed after the database (`commit`), never automatically.
-        .set("enable.auto.commit", "false")
+        // Offsets are stored after the database commit ([`store_applied`]), never when a
+        // message is handed over; librdkafka commits what is stored every commit interval,
+        // sends it again after a failed commit, and commits it before giving up a partition
+        // in a rebalance or on close.
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            config.commit_interval.as_millis().to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Incremental rebalancing: a member joining or leaving moves only the partitions that
@@ -81,106 +84,46 @@ pub fn subscribe(
         )
         .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
         .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
-        .create_with_context(GroupContext {
-            processor,
-            commit_failed: AtomicBool::new(false),
-        })?;
+        .create_with_context(GroupContext { processor })?;
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok(consumer)
 }
 
-/// The offsets after everything applied to the database so far, per partition: what the group
-/// should have committed.
-#[derive(Debug, Default)]
-pub struct Applied {
-    next: BTreeMap<(String, i32), i64>,
-}
-
-impl Applied {
-    /// Records `batch` as applied and commits, asynchronously, the offsets after it. A lost
-    /// commit only means redelivery, which the inbox absorbs.
-    pub fn commit(&mut self, consumer: &GroupConsumer, batch: &[OwnedMessage]) {
+/// Records `batch` as applied to the database: stores, for each partition, the offset after
+/// its last message, for librdkafka's next commit. A partition this member no longer owns (a
+/// rebalance took it during the batch) is skipped: its new owner reads those messages again,
+/// and its inbox skips what was applied.
+pub fn store_applied(consumer: &GroupConsumer, batch: &[OwnedMessage]) {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    for ((topic, partition), offset) in next {
         let mut list = TopicPartitionList::new();
-        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for message in batch {
-            let entry = next
-                .entry((message.topic(), message.partition()))
-                .or_insert(0);
-            *entry = (*entry).max(message.offset() + 1);
+        if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(%error, topic, partition, "cannot record offset");
+            continue;
         }
-        for ((topic, partition), offset) in next {
-            let known = self.next.entry((topic.to_owned(), partition)).or_insert(0);
-            *known = (*known).max(offset);
-            add(&mut list, topic, partition, offset);
+        if let Err(error) = consumer.store_offsets(&list) {
+            tracing::debug!(%error, topic, partition, offset, "offset not stored; the partition has moved to another member");
         }
-        if let Err(error) = consumer.commit(&list, CommitMode::Async) {
-            tracing::debug!(%error, "offset commit not sent");
-        }
-    }
-
-    /// After a failed commit, sends the applied offsets of every partition still owned again.
-    pub fn recommit(&self, consumer: &GroupConsumer) {
-        if !consumer
-            .context()
-            .commit_failed
-            .swap(false, Ordering::Relaxed)
-        {
-            return;
-        }
-        let list = self.owned(consumer);
-        if list.count() > 0 {
-            if let Err(error) = consumer.commit(&list, CommitMode::Async) {
-                tracing::debug!(%error, "offset commit not sent");
-            }
-        }
-    }
-
-    /// The applied offsets of the partitions `consumer` owns now.
-    fn owned(&self, consumer: &GroupConsumer) -> TopicPartitionList {
-        let owned: BTreeSet<(String, i32)> = consumer
-            .assignment()
-            .map(|list| {
-                list.elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.next {
-            if owned.contains(&(topic.clone(), *partition)) {
-                add(&mut list, topic, *partition, *offset);
-            }
-        }
-        list
     }
 }
 
-fn add(list: &mut TopicPartitionList, topic: &str, partition: i32, offset: i64) {
-    if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-        tracing::warn!(%error, topic, partition, "cannot record offset");
-    }
-}
-
-/// Commits the applied offsets of the partitions still owned, synchronously, then closes the
-/// consumer, which leaves the group: its partitions go to the other members at once instead
-/// of after the session timeout. (A static member keeps its place instead, for as long as the
-/// session timeout, waiting to be restarted.)
-pub async fn leave(consumer: Arc<GroupConsumer>, applied: Applied) {
-    let closed = tokio::task::spawn_blocking(move || {
-        let list = applied.owned(&consumer);
-        if list.count() > 0 {
-            if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
-                tracing::debug!(%error, "last offset commit failed; the next owner re-reads those messages and its inbox skips them");
-            }
-        }
-        match Arc::try_unwrap(consumer) {
-            Ok(consumer) => drop(consumer),
-            Err(_) => tracing::warn!(
-                "the consumer is still shared; it leaves the group when the last user drops it"
-            ),
-        }
+/// Closes the consumer: librdkafka commits the stored offsets of the partitions this member
+/// owns, synchronously, and leaves the group, so its partitions go to the other members at once
+/// instead of after the session timeout. (A static member keeps its place instead, for as long
+/// as the session timeout, waiting to be restarted.)
+pub async fn leave(consumer: Arc<GroupConsumer>) {
+    let closed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(consumer) {
+        Ok(consumer) => drop(consumer),
+        Err(_) => tracing::warn!(
+            "the consumer is still shared; it leaves the group when the last user drops it"
+        ),
     });
     if let Err(error) = closed.await {
         tracing::warn!(%error, "closing the consumer failed");

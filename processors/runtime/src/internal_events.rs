@@ -45,7 +45,9 @@ impl InternalEvent for EventUpcast<'_> {
     }
 }
 
-/// Receiving from Kafka failed; the consume loop backs off and tries again.
+/// The consumer reported an error (the broker unreachable, a transport failure). librdkafka
+/// reconnects by itself; the consume loop keeps polling, without waiting: errors are queued
+/// events, read one per poll, and a broker down for a while queues many of them.
 #[derive(Debug)]
 pub struct KafkaReceiveFailed<'a, E: Display> {
     pub processor: &'a str,
@@ -54,7 +56,7 @@ pub struct KafkaReceiveFailed<'a, E: Display> {
 
 impl<E: Display> InternalEvent for KafkaReceiveFailed<'_, E> {
     fn emit(self, metrics: &Metrics) {
-        tracing::warn!(error = %self.error, processor = self.processor, "kafka receive failed; retrying");
+        tracing::warn!(error = %self.error, processor = self.processor, "kafka consumer error; librdkafka reconnects by itself");
         metrics.retry(self.processor, "consume");
     }
 }

@@ -19,7 +19,7 @@ use troupe_events::choreography::Choreography;
 
 use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
-use crate::group::{self, Applied, GroupConsumer};
+use crate::group::{self, GroupConsumer};
 use crate::handler::Handler;
 use crate::internal_events::{
     BatchFailed, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
@@ -185,11 +185,11 @@ pub async fn start<H: Handler>(
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
     Ok(async move {
-        let applied = consume(&ctx, &consumer, &config, &stop).await;
+        consume(&ctx, &consumer, &config, &stop).await;
         metrics.set_ready(false);
         // The lag task shares the consumer; it stops on `stop` too.
         let _ = lag.await;
-        group::leave(consumer, applied).await;
+        group::leave(consumer).await;
         if let Some(ticker) = ticker {
             let _ = ticker.await;
         }
@@ -200,35 +200,30 @@ pub async fn start<H: Handler>(
     })
 }
 
-/// Runs batches until `stop`; returns the offsets of the last batch applied.
+/// Runs batches until `stop`, storing the offsets of each batch applied.
 async fn consume<H: Handler>(
     ctx: &Ctx<H>,
     consumer: &GroupConsumer,
     config: &ProcessorConfig,
     stop: &CancellationToken,
-) -> Applied {
+) {
     let mut backoff = Backoff::new();
-    let mut applied = Applied::default();
-    let mut recommit = tokio::time::interval(Duration::from_secs(1));
-    recommit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return applied,
-            _ = recommit.tick() => {
-                applied.recommit(consumer);
-                continue;
-            }
+            () = stop.cancelled() => return,
             message = consumer.recv() => message,
         };
         let first = match first {
             Ok(message) => message.detach(),
             Err(error) => {
+                // No back-off here: an earlier version waited up to 5 s after each error, and
+                // the errors queued while the broker was down then held the consumer back for
+                // minutes after it came back.
                 KafkaReceiveFailed {
                     processor: H::NAME,
                     error: &error,
                 }
                 .emit(&ctx.metrics);
-                backoff.wait().await;
                 continue;
             }
         };
@@ -259,15 +254,15 @@ async fn consume<H: Handler>(
                     }
                     .emit(&ctx.metrics);
                     if stop.is_cancelled() {
-                        // Not committed: the batch is delivered again after a restart.
-                        return applied;
+                        // Not stored: the batch is delivered again after a restart.
+                        return;
                     }
                     backoff.wait().await;
                 }
             }
         }
         backoff.reset();
-        applied.commit(consumer, &batch);
+        group::store_applied(consumer, &batch);
     }
 }
 
