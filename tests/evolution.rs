@@ -7,26 +7,39 @@
 //!   as an all-current run of the same orders;
 //! - a rolling upgrade, consumers first and producers second, dead-letters nothing;
 //! - the other order (producers first) does dead-letter: the rehearsal can fail.
+//!
+//! The helpers are in `evolution/`: payloads and the registry (`registry.rs`), driving and
+//! observing a run (`run.rs`), the read models and their comparison (`read_models.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Child;
 use std::time::Duration;
 
-use futures::future::join_all;
-use rdkafka::consumer::Consumer;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
-use troupe_e2e::{assert_every_outcome, get_json, Saga, Snapshot, SERVICES, TIMERS};
+use troupe_e2e::{assert_every_outcome, Saga, Snapshot, SERVICES, TIMERS};
 use troupe_events::catalog::{self, SCHEMAS};
 use troupe_events::{avro, topics};
 use troupe_runtime::codec::Codec;
-use troupe_runtime::config::{KafkaConfig, RegistryConfig};
-use troupe_runtime::publish::Publisher;
 use troupe_runtime::topics::Topics;
 use troupe_testkit::{repo_root, stack, unique, wait_until};
 use uuid::Uuid;
 
+#[path = "evolution/read_models.rs"]
+mod read_models;
+
+#[path = "evolution/registry.rs"]
+mod registry;
+
+#[path = "evolution/run.rs"]
+mod run;
+
+use read_models::{
+    assert_same, read_models_once_caught_up, rewritten_as_current, with_read_models,
+};
+use registry::{as_json, framed, unhex};
+use run::{assert_versions, counter, dead_letter_headers, finish, versions_on, wait_orders};
+
 const WRITE: &str = "TROUPE_WRITE_SCHEMA_VERSIONS";
+
 const KNOWN: &str = "TROUPE_KNOWN_SCHEMA_VERSIONS";
 /// A process of the release before any schema change: writes and knows v1 only.
 const OLD_RELEASE: [(&str, &str); 2] = [(WRITE, "*=1"), (KNOWN, "*=1")];
@@ -34,17 +47,6 @@ const OLD_RELEASE: [(&str, &str); 2] = [(WRITE, "*=1"), (KNOWN, "*=1")];
 const NEW_WRITING_V1: [(&str, &str); 1] = [(WRITE, "*=1")];
 /// A producer of the release in between: OrderPlaced v2.
 const WRITING_V2: [(&str, &str); 1] = [(WRITE, "*=2")];
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn as_json(envelope: &troupe_events::Envelope) -> Value {
-    Value::try_from(avro::to_value(envelope)).expect("JSON")
-}
 
 #[tokio::test]
 async fn every_corpus_payload_decodes_through_the_registry() {
@@ -76,193 +78,6 @@ async fn every_corpus_payload_decodes_through_the_registry() {
         let expected_upcast = (!file.is_current()).then_some(file.version);
         assert_eq!(decoded.upcast_from, expected_upcast, "{}", file.path);
     }
-}
-
-/// Waits until the order service knows `count` orders.
-async fn wait_orders(saga: &Saga, count: usize) {
-    wait_until(
-        &format!("{count} orders placed"),
-        Duration::from_secs(120),
-        || async { (saga.snapshot().await.orders.len() >= count).then_some(()) },
-    )
-    .await;
-}
-
-async fn finish(child: Child) {
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "troupe produce failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Events on the saga's topics `bases` by (event type, the schema version they were written
-/// with); fails on any message that does not decode.
-async fn versions_on(saga: &Saga, bases: &[&str]) -> BTreeMap<(&'static str, u32), usize> {
-    let mut versions = BTreeMap::new();
-    for decoded in saga.read_all(bases).await {
-        let decoded = decoded.expect("every message on the topics decodes");
-        let event_type = decoded.envelope.event_type();
-        let version = decoded
-            .upcast_from
-            .unwrap_or(catalog::current(event_type).version);
-        *versions.entry((event_type.name(), version)).or_default() += 1;
-    }
-    versions
-}
-
-fn assert_versions(versions: &BTreeMap<(&str, u32), usize>, expected: &[(&str, u32)]) {
-    for key in expected {
-        assert!(
-            versions.get(key).copied().unwrap_or(0) > 0,
-            "no {} v{} on the topics: {versions:?}",
-            key.0,
-            key.1
-        );
-    }
-}
-
-/// The sum of a counter's samples whose labels include all of `labels`.
-fn counter(text: &str, name: &str, labels: &[&str]) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// What the read models say, without times and positions: each order's summary (with
-/// `history`, the steps it went through and the kinds of its timeline's events), the stock of
-/// every sku and the daily figures summed over days.
-///
-/// Two saga runs of the same orders end the same way, but not always by the same path: a
-/// customer's cancellation can overtake the payment or follow it (then the payment is
-/// refunded). So runs are compared without `history`; one history re-encoded is compared
-/// with it.
-async fn read_models(url: &str, snapshot: &Snapshot, history: bool) -> Value {
-    let mut orders = BTreeMap::new();
-    for id in snapshot.orders.keys() {
-        let (status, mut summary) = get_json(&format!("{url}/orders/{id}")).await;
-        assert_eq!(status, 200, "{summary}");
-        let summary = summary.as_object_mut().unwrap();
-        summary.remove("updated_at");
-        summary.remove("last_position");
-        let steps: BTreeSet<String> = summary["steps"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
-        if !history {
-            summary.remove("steps");
-            orders.insert(id.to_string(), json!(summary));
-            continue;
-        }
-        summary.insert("steps".into(), json!(steps));
-        let (status, timeline) = get_json(&format!("{url}/orders/{id}/timeline")).await;
-        assert_eq!(status, 200, "{timeline}");
-        let mut kinds: Vec<String> = timeline["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| format!("{}/{}", e["service"], e["event_type"]))
-            .collect();
-        kinds.sort();
-        orders.insert(
-            id.to_string(),
-            json!({ "summary": summary, "timeline": kinds }),
-        );
-    }
-    let mut stock = BTreeMap::new();
-    for sku in snapshot.stock.keys() {
-        let (status, level) = get_json(&format!("{url}/stock/{sku}")).await;
-        assert_eq!(status, 200, "{level}");
-        stock.insert(sku.clone(), level);
-    }
-    let (_, stats) = get_json(&format!("{url}/stats/daily")).await;
-    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-    for day in stats["sales"].as_array().unwrap() {
-        for (key, value) in day.as_object().unwrap() {
-            if let Some(n) = value.as_i64().filter(|_| key != "day") {
-                *totals.entry(key.clone()).or_default() += n;
-            }
-        }
-    }
-    for c in stats["cancellations"].as_array().unwrap() {
-        *totals
-            .entry(format!("cancelled {}", c["reason"]))
-            .or_default() += c["orders"].as_i64().unwrap();
-    }
-    json!({ "orders": orders, "stock": stock, "totals": totals })
-}
-
-/// Starts the projector and the query API on a copy named after the saga.
-async fn with_read_models(saga: &Saga) -> String {
-    saga.spawn_projector(&saga.id, 0, None).await;
-    saga.spawn_query(0, Some(&saga.id), 5000).await
-}
-
-async fn read_models_once_caught_up(
-    saga: &Saga,
-    url: &str,
-    snapshot: &Snapshot,
-    history: bool,
-) -> Value {
-    saga.wait_caught_up(
-        &format!("troupe-projector-{}", saga.id),
-        &troupe_readmodels::topics(),
-    )
-    .await;
-    read_models(url, snapshot, history).await
-}
-
-/// Every event on `saga`'s topics, re-encoded with the current schemas onto the topics of a new
-/// topics-only saga, each partition in its order (same keys, so same partitions), and projected
-/// there. Returns that saga and its query API.
-async fn rewritten_as_current(saga: &Saga) -> (Saga, String) {
-    let copy = Saga::topics_only(&[]).await;
-    let publisher = Publisher::new(
-        &KafkaConfig {
-            bootstrap: stack().kafka_bootstrap.clone(),
-            ..KafkaConfig::from_env()
-        },
-        &RegistryConfig::at(&stack().schema_registry_url),
-        Topics::with_prefix(copy.prefix.clone()),
-    )
-    .unwrap();
-    let history: Vec<_> = saga
-        .read_all(&troupe_readmodels::topics())
-        .await
-        .into_iter()
-        .map(|d| d.expect("every message decodes").envelope)
-        .collect();
-    // Sent in order with many in flight: the idempotent producer keeps each partition's order,
-    // and the codec encodes without waiting once it knows a type's schema id, so each send is
-    // queued when first polled. The first event of each type goes alone, to learn that id.
-    let mut known = BTreeSet::new();
-    let mut pending = Vec::new();
-    for envelope in &history {
-        let first_of_its_type = known.insert(envelope.event_type());
-        if first_of_its_type || pending.len() == 256 {
-            for position in join_all(pending.drain(..).map(|e| publisher.publish(e))).await {
-                position.expect("published");
-            }
-        }
-        if first_of_its_type {
-            publisher.publish(envelope).await.expect("published");
-        } else {
-            pending.push(envelope);
-        }
-    }
-    for position in join_all(pending.drain(..).map(|e| publisher.publish(e))).await {
-        position.expect("published");
-    }
-    let url = with_read_models(&copy).await;
-    (copy, url)
 }
 
 const ORDERS: u64 = 300;
@@ -376,18 +191,6 @@ async fn topics_mixing_v1_v2_and_v3_end_like_an_all_current_run() {
     assert_same(&mixed_models, &current_models, "the all-current run");
 }
 
-/// Fails on the first order whose model differs, then on anything else.
-fn assert_same(mixed: &Value, other: &Value, what: &str) {
-    assert_eq!(
-        mixed["orders"].as_object().unwrap().len(),
-        other["orders"].as_object().unwrap().len()
-    );
-    for (id, model) in mixed["orders"].as_object().unwrap() {
-        assert_eq!(model, &other["orders"][id], "order {id}: mixed vs {what}");
-    }
-    assert_eq!(mixed, other, "mixed vs {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_upgrade_consumers_then_producers_dead_letters_nothing() {
     let old: Vec<(&str, &[(&str, &str)])> =
@@ -457,33 +260,6 @@ async fn a_rolling_upgrade_consumers_then_producers_dead_letters_nothing() {
         })
         .count();
     assert!(promoted > 0, "no OrderPlaced carries a promotion code");
-}
-
-/// The dead letters on the saga's dead-letter topic: (reason, processor, error) headers.
-fn dead_letter_headers(saga: &Saga) -> Vec<(String, String, String)> {
-    let consumer = saga.reader();
-    let topic = format!("{}{}", saga.prefix, topics::DEADLETTER);
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let expected = saga.dead_letters();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while (seen.len() as i64) < expected && std::time::Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = message.unwrap();
-        let get = |name: &str| troupe_e2e::header(&message, name);
-        seen.push((
-            get("troupe.dlq.reason"),
-            get("troupe.dlq.processor"),
-            get("troupe.dlq.error"),
-        ));
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,27 +351,6 @@ fn schemas_versions_shows_what_a_pinned_process_writes() {
     );
     assert!(row("troupe.orders.v3.OrderPlaced", "v3").contains("(current)"));
     assert!(row("troupe.payment.PaymentAuthorized", "v1").contains("amount_minor"));
-}
-
-/// Registers `schema` under a subject of its own and frames `datum` with the id it gets.
-async fn framed(subject: &str, schema: &Value, datum: &[u8]) -> Vec<u8> {
-    let registered: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/subjects/{subject}/versions",
-            stack().schema_registry_url
-        ))
-        .json(&json!({ "schema": schema.to_string() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = registered["id"].as_u64().expect("an id") as u32;
-    let mut message = vec![0];
-    message.extend_from_slice(&id.to_be_bytes());
-    message.extend_from_slice(datum);
-    message
 }
 
 #[tokio::test]
