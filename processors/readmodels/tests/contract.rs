@@ -27,8 +27,17 @@ async fn pg_store_named(database: &str) -> PgStore {
     store
 }
 
-async fn cql_store() -> CqlStore {
-    cql_store_named(&unique("troupe_contract")).await
+/// Drops a scenario's keyspaces once it has passed (a failed one keeps them to look at), so
+/// that runs of the suite do not pile tables up on the shared node.
+async fn drop_keyspaces(keyspaces: &[&str]) {
+    for keyspace in keyspaces {
+        CqlStore::connect(&stack().scylla_nodes, keyspace)
+            .await
+            .expect("cql")
+            .drop_keyspace()
+            .await
+            .expect("drop keyspace");
+    }
 }
 
 async fn cql_store_named(keyspace: &str) -> CqlStore {
@@ -436,7 +445,9 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    super::$scenario(cql_store().await).await;
+                    let keyspace = unique("troupe_contract");
+                    super::$scenario(cql_store_named(&keyspace).await).await;
+                    drop_keyspaces(&[&keyspace]).await;
                 }
             )*
         }
@@ -469,12 +480,13 @@ mod two_writers {
 
     #[tokio::test]
     async fn cql() {
-        let shared = unique("troupe_contract");
+        let (shared, reference) = (unique("troupe_contract"), unique("troupe_contract"));
         two_writers_on_one_copy_end_as_one_writer(
             cql_store_named(&shared).await,
             cql_store_named(&shared).await,
-            cql_store().await,
+            cql_store_named(&reference).await,
         )
         .await;
+        drop_keyspaces(&[&shared, &reference]).await;
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! | cell | write time | so the cell holds |
 //! |---|---|---|
-//! | `status` | its rank ([`Status::rank`]) + 1 | the most advanced status |
+//! | `status` | its rank ([`Status::rank`](crate::model::Status::rank)) + 1 | the most advanced status |
 //! | set-once fields, `steps[...]` | [`EARLIEST_WINS`] − the event's time | the earliest event's value |
 //! | `updated_at`, `last_position` | the event's time in µs | the newest event's; a tie goes to the greater position text, as the server breaks ties by value |
 //! | `positions.next_offset` | the offset | the furthest offset |
@@ -16,6 +16,9 @@
 //! with a lightweight transaction per sku and batch (compare-and-set on a version), together
 //! with the markers of the events applied, so concurrent projectors neither lose nor repeat a
 //! change.
+//!
+//! The store's parts: the prepared statements (`statements.rs`), the summary cells written and
+//! read back (`orders.rs`), the stock compare-and-set (`stock.rs`), the tables (`schema.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
@@ -25,21 +28,22 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::response::query_result::QueryRowsResult;
 use scylla::response::PagingState;
-use scylla::serialize::row::{RowSerializationContext, SerializeRow};
-use scylla::serialize::writers::RowWriter;
-use scylla::serialize::SerializationError;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlValue;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::model::{
-    Changes, Fact, Line, OrderSummary, Status, Step, StockLevel, StockMove, TimelineEntry,
-};
+use crate::model::{Changes, Fact, OrderSummary, Step, StockLevel, TimelineEntry};
 use crate::store::{DailyStats, ReadStore, ReasonDay, SkuDay, StoreError};
 
+use self::orders::SummaryCell;
+use self::statements::Statements;
+
+mod orders;
 mod schema;
+mod statements;
+mod stock;
 
 fn cql(error: impl Display) -> StoreError {
     StoreError(format!("cql: {error}"))
@@ -67,57 +71,6 @@ impl std::fmt::Debug for CqlStore {
     }
 }
 
-struct Statements {
-    status: PreparedStatement,
-    customer: PreparedStatement,
-    lines: PreparedStatement,
-    currency: PreparedStatement,
-    total: PreparedStatement,
-    promotion: PreparedStatement,
-    reason: PreparedStatement,
-    step: PreparedStatement,
-    newest: PreparedStatement,
-    get_orders: PreparedStatement,
-    get_lines: PreparedStatement,
-    index_customer: PreparedStatement,
-    customer_orders: PreparedStatement,
-    put_timeline: PreparedStatement,
-    timeline: PreparedStatement,
-    get_stock: PreparedStatement,
-    stock_markers: PreparedStatement,
-    set_stock: PreparedStatement,
-    mark_stock: PreparedStatement,
-    put_sale: PreparedStatement,
-    sales: PreparedStatement,
-    put_cancellation: PreparedStatement,
-    cancellations: PreparedStatement,
-    get_position: PreparedStatement,
-    put_position: PreparedStatement,
-}
-
-/// The values of one statement of a stock transaction: the new level, or a marker.
-enum StockRow<'a> {
-    Level((i64, i64, i64, i64, &'a str, Option<i64>)),
-    Marker((&'a str, String)),
-}
-
-impl SerializeRow for StockRow<'_> {
-    fn serialize(
-        &self,
-        ctx: &RowSerializationContext<'_>,
-        writer: &mut RowWriter,
-    ) -> Result<(), SerializationError> {
-        match self {
-            StockRow::Level(values) => values.serialize(ctx, writer),
-            StockRow::Marker(values) => values.serialize(ctx, writer),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        false
-    }
-}
-
 impl CqlStore {
     /// Connects to `nodes` (comma-separated `host:port`); the copy lives in `keyspace`.
     pub async fn connect(nodes: &str, keyspace: &str) -> Result<Self, StoreError> {
@@ -131,100 +84,6 @@ impl CqlStore {
             keyspace: keyspace.to_owned(),
             statements: OnceCell::new(),
         })
-    }
-
-    async fn statements(&self) -> Result<&Statements, StoreError> {
-        self.statements
-            .get_or_try_init(|| async {
-                let k = &self.keyspace;
-                let prepare =
-                    |text: String| async move { self.session.prepare(text).await.map_err(cql) };
-                let set = |cells: &str| {
-                    prepare(format!(
-                        "UPDATE {k}.orders USING TIMESTAMP ? SET {cells} WHERE order_id = ?"
-                    ))
-                };
-                Ok::<_, StoreError>(Statements {
-                    status: set("status = ?").await?,
-                    customer: set("customer_id = ?").await?,
-                    lines: set("lines = ?").await?,
-                    currency: set("currency = ?").await?,
-                    total: set("total_minor = ?").await?,
-                    promotion: set("promotion_code = ?").await?,
-                    reason: set("reason = ?, detail = ?").await?,
-                    step: set("steps[?] = ?").await?,
-                    newest: set("updated_at = ?, last_position = ?").await?,
-                    get_orders: prepare(format!(
-                        "SELECT order_id, customer_id, status, lines, currency, total_minor, \
-                         promotion_code, reason, detail, steps, updated_at, last_position \
-                         FROM {k}.orders WHERE order_id IN ?"
-                    ))
-                    .await?,
-                    get_lines: prepare(format!("SELECT lines FROM {k}.orders WHERE order_id = ?"))
-                        .await?,
-                    index_customer: prepare(format!(
-                        "INSERT INTO {k}.customer_orders (customer_id, requested_at, order_id) \
-                         VALUES (?, ?, ?)"
-                    ))
-                    .await?,
-                    customer_orders: prepare(format!(
-                        "SELECT order_id FROM {k}.customer_orders WHERE customer_id = ?"
-                    ))
-                    .await?,
-                    put_timeline: prepare(format!(
-                        "INSERT INTO {k}.timeline (order_id, occurred_at, event_id, event_type, \
-                         service, detail) VALUES (?, ?, ?, ?, ?, ?)"
-                    ))
-                    .await?,
-                    timeline: prepare(format!(
-                        "SELECT order_id, occurred_at, event_id, event_type, service, detail \
-                         FROM {k}.timeline WHERE order_id = ?"
-                    ))
-                    .await?,
-                    get_stock: prepare(format!(
-                        "SELECT available, reserved, sold, version FROM {k}.stock \
-                         WHERE sku = ? LIMIT 1"
-                    ))
-                    .await?,
-                    stock_markers: prepare(format!(
-                        "SELECT marker FROM {k}.stock WHERE sku = ? AND marker IN ?"
-                    ))
-                    .await?,
-                    set_stock: prepare(format!(
-                        "UPDATE {k}.stock SET available = ?, reserved = ?, sold = ?, version = ? \
-                         WHERE sku = ? IF version = ?"
-                    ))
-                    .await?,
-                    mark_stock: prepare(format!(
-                        "INSERT INTO {k}.stock (sku, marker) VALUES (?, ?)"
-                    ))
-                    .await?,
-                    put_sale: prepare(format!(
-                        "INSERT INTO {k}.sales (order_id, sku, day, units, revenue_minor) \
-                         VALUES (?, ?, ?, ?, ?)"
-                    ))
-                    .await?,
-                    sales: prepare(format!(
-                        "SELECT day, sku, units, revenue_minor FROM {k}.sales"
-                    ))
-                    .await?,
-                    put_cancellation: prepare(format!(
-                        "INSERT INTO {k}.cancellations (order_id, day, reason) VALUES (?, ?, ?)"
-                    ))
-                    .await?,
-                    cancellations: prepare(format!("SELECT day, reason FROM {k}.cancellations"))
-                        .await?,
-                    get_position: prepare(format!(
-                        "SELECT next_offset FROM {k}.positions WHERE key = ?"
-                    ))
-                    .await?,
-                    put_position: prepare(format!(
-                        "UPDATE {k}.positions USING TIMESTAMP ? SET next_offset = ? WHERE key = ?"
-                    ))
-                    .await?,
-                })
-            })
-            .await
     }
 
     /// Drops the keyspace (a retired copy).
@@ -249,234 +108,6 @@ impl CqlStore {
             .into_rows_result()
             .map_err(cql)
     }
-
-    /// The statements that record what one event says about its order, as one batch on the
-    /// order's partition.
-    fn summary_batch<'a>(
-        s: &Statements,
-        changes: &'a Changes,
-        batch: &mut Batch,
-        values: &mut Vec<SummaryCell<'a>>,
-    ) {
-        let Some(change) = &changes.summary else {
-            return;
-        };
-        let id = change.order_id;
-        let at = changes.timeline.as_ref().map_or(0, |t| t.occurred_at);
-        let first = EARLIEST_WINS - at;
-        let mut add = |statement: &PreparedStatement, cell: SummaryCell<'a>| {
-            batch.append_statement(statement.clone());
-            values.push(cell);
-        };
-        if let Some(status) = change.status {
-            add(
-                &s.status,
-                SummaryCell::Text((i64::from(status.rank()) + 1, status.name(), id)),
-            );
-        }
-        if let Some(customer) = &change.customer_id {
-            add(&s.customer, SummaryCell::Text((first, customer, id)));
-        }
-        if let Some(lines) = &change.lines {
-            let json = serde_json::to_string(lines).expect("lines serialise");
-            add(&s.lines, SummaryCell::Owned((first, json, id)));
-        }
-        if let Some(currency) = &change.currency {
-            add(&s.currency, SummaryCell::Text((first, currency, id)));
-        }
-        if let Some(total) = change.total_minor {
-            add(&s.total, SummaryCell::Number((first, total, id)));
-        }
-        if let Some(code) = &change.promotion_code {
-            add(&s.promotion, SummaryCell::Text((first, code, id)));
-        }
-        if let Some((reason, detail)) = &change.reason {
-            add(&s.reason, SummaryCell::Pair((first, reason, detail, id)));
-        }
-        if let Some((step, time)) = change.step {
-            add(
-                &s.step,
-                SummaryCell::Step((EARLIEST_WINS - time, step.column(), time, id)),
-            );
-        }
-        add(
-            &s.newest,
-            SummaryCell::Newest((at.saturating_mul(1000), at, &changes.position, id)),
-        );
-    }
-
-    /// The lines of `order_id`: from this batch's changes if one carries them, else as stored.
-    async fn lines_of(
-        &self,
-        s: &Statements,
-        batch: &[Changes],
-        order_id: Uuid,
-    ) -> Result<Vec<Line>, StoreError> {
-        let in_batch = batch
-            .iter()
-            .filter_map(|c| c.summary.as_ref())
-            .find_map(|c| {
-                (c.order_id == order_id)
-                    .then_some(c.lines.as_ref())
-                    .flatten()
-            });
-        if let Some(lines) = in_batch {
-            return Ok(lines.clone());
-        }
-        let rows = self.rows(&s.get_lines, (order_id,)).await?;
-        match rows.maybe_first_row::<(Option<String>,)>().map_err(cql)? {
-            Some((Some(json),)) => serde_json::from_str(&json).map_err(cql),
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    /// Applies every stock move of a batch: per sku, the moves of the events not applied yet
-    /// and their markers, in one compare-and-set; lost to a concurrent projector, it reads
-    /// again and retries.
-    async fn apply_stock(&self, s: &Statements, batch: &[Changes]) -> Result<(), StoreError> {
-        let mut per_sku: BTreeMap<&str, Vec<(String, Vec<StockMove>)>> = BTreeMap::new();
-        for change in batch.iter().flat_map(|c| &c.stock) {
-            let marker = change.event_id.to_string();
-            let moves = per_sku.entry(&change.sku).or_default();
-            match moves.iter_mut().find(|(m, _)| *m == marker) {
-                Some((_, kinds)) => kinds.push(change.kind),
-                None => moves.push((marker, vec![change.kind])),
-            }
-        }
-        for (sku, events) in per_sku {
-            loop {
-                let markers: Vec<&str> = events.iter().map(|(m, _)| m.as_str()).collect();
-                let rows = self.rows(&s.stock_markers, (sku, &markers)).await?;
-                let mut applied = Vec::new();
-                for row in rows.rows::<(String,)>().map_err(cql)? {
-                    applied.push(row.map_err(cql)?.0);
-                }
-                let fresh: Vec<&(String, Vec<StockMove>)> = events
-                    .iter()
-                    .filter(|(m, _)| !applied.contains(m))
-                    .collect();
-                if fresh.is_empty() {
-                    break;
-                }
-                let rows = self.rows(&s.get_stock, (sku,)).await?;
-                let (level, version) = match rows
-                    .maybe_first_row::<(Option<i64>, Option<i64>, Option<i64>, Option<i64>)>()
-                    .map_err(cql)?
-                {
-                    Some((available, reserved, sold, version)) => (
-                        StockLevel {
-                            available: available.unwrap_or(0),
-                            reserved: reserved.unwrap_or(0),
-                            sold: sold.unwrap_or(0),
-                        },
-                        version,
-                    ),
-                    None => (StockLevel::default(), None),
-                };
-                let next = fresh
-                    .iter()
-                    .flat_map(|(_, kinds)| kinds)
-                    .fold(level, |level, kind| level.after(*kind));
-                let mut cas = Batch::new(BatchType::Logged);
-                cas.append_statement(s.set_stock.clone());
-                let mut values = vec![StockRow::Level((
-                    next.available,
-                    next.reserved,
-                    next.sold,
-                    version.unwrap_or(0) + 1,
-                    sku,
-                    version,
-                ))];
-                for (marker, _) in &fresh {
-                    cas.append_statement(s.mark_stock.clone());
-                    values.push(StockRow::Marker((sku, marker.clone())));
-                }
-                let result = self.session.batch(&cas, values).await.map_err(cql)?;
-                if lwt_applied(result.into_rows_result().map_err(cql)?)? {
-                    break;
-                }
-                tracing::debug!(sku, "stock changed under us; reading again");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Whether a lightweight transaction applied: the `[applied]` column of its first row.
-fn lwt_applied(rows: QueryRowsResult) -> Result<bool, StoreError> {
-    let row = rows.first_row::<scylla::value::Row>().map_err(cql)?;
-    Ok(matches!(
-        row.columns.first(),
-        Some(Some(CqlValue::Boolean(true)))
-    ))
-}
-
-/// The values of one cell write of an order summary (the statements differ in their types).
-enum SummaryCell<'a> {
-    Text((i64, &'a str, Uuid)),
-    Owned((i64, String, Uuid)),
-    Number((i64, i64, Uuid)),
-    Pair((i64, &'a str, &'a str, Uuid)),
-    Step((i64, &'static str, i64, Uuid)),
-    Newest((i64, i64, &'a str, Uuid)),
-}
-
-impl SerializeRow for SummaryCell<'_> {
-    fn serialize(
-        &self,
-        ctx: &RowSerializationContext<'_>,
-        writer: &mut RowWriter,
-    ) -> Result<(), SerializationError> {
-        match self {
-            SummaryCell::Text(v) => v.serialize(ctx, writer),
-            SummaryCell::Owned(v) => v.serialize(ctx, writer),
-            SummaryCell::Number(v) => v.serialize(ctx, writer),
-            SummaryCell::Pair(v) => v.serialize(ctx, writer),
-            SummaryCell::Step(v) => v.serialize(ctx, writer),
-            SummaryCell::Newest(v) => v.serialize(ctx, writer),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-type SummaryRow = (
-    Uuid,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<BTreeMap<String, i64>>,
-    Option<i64>,
-    Option<String>,
-);
-
-fn summary(row: SummaryRow) -> Result<OrderSummary, StoreError> {
-    let (order_id, customer_id, status, lines, currency, total_minor, promotion_code) =
-        (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
-    Ok(OrderSummary {
-        order_id,
-        customer_id,
-        status: status.as_deref().and_then(Status::from_name),
-        lines: match lines {
-            Some(json) => serde_json::from_str(&json).map_err(cql)?,
-            None => Vec::new(),
-        },
-        currency,
-        total_minor,
-        promotion_code,
-        reason: row.7,
-        detail: row.8,
-        steps: row.9.unwrap_or_default(),
-        updated_at: row.10.unwrap_or(i64::MIN),
-        last_position: row.11,
-    })
 }
 
 impl ReadStore for CqlStore {
@@ -695,22 +326,6 @@ impl ReadStore for CqlStore {
                 })
                 .collect(),
         })
-    }
-}
-
-impl CqlStore {
-    /// The summaries of `ids` that exist, in no particular order.
-    async fn orders(&self, ids: &[Uuid]) -> Result<Vec<OrderSummary>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let s = self.statements().await?;
-        let rows = self.rows(&s.get_orders, (ids,)).await?;
-        let mut orders = Vec::new();
-        for row in rows.rows::<SummaryRow>().map_err(cql)? {
-            orders.push(summary(row.map_err(cql)?)?);
-        }
-        Ok(orders)
     }
 }
 
