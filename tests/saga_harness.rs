@@ -35,6 +35,8 @@ pub struct Saga {
     env: Vec<(String, String)>,
     deployment: Deployment,
     pools: BTreeMap<&'static str, PgPool>,
+    /// The topics created for this saga, deleted when a test passes.
+    topics: Vec<String>,
 }
 
 impl std::fmt::Debug for Saga {
@@ -112,6 +114,7 @@ impl Saga {
             .apply(&topology.topics)
             .await
             .expect("create topics");
+        let topics = topology.topics.iter().map(|t| t.name.clone()).collect();
 
         // The servers, without the local stack's home: test processes do not register with
         // its Prometheus.
@@ -158,6 +161,7 @@ impl Saga {
             env,
             deployment,
             pools: BTreeMap::new(),
+            topics,
         }
     }
 
@@ -559,6 +563,35 @@ impl Drop for Saga {
             let kept = std::env::temp_dir().join(format!("troupe-failed-{}", self.id));
             let _ = std::fs::rename(self.logs.path(), &kept);
             eprintln!("processor logs kept in {}", kept.display());
+            return;
+        }
+        // A passed test's topics go: left behind, every run would add its partitions to the
+        // shared broker, which recovers each of them at its next start after a crash.
+        let bootstrap = self.stack.kafka_bootstrap.clone();
+        let topics = std::mem::take(&mut self.topics);
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let kafka = KafkaConfig {
+                    bootstrap,
+                    ..KafkaConfig::from_env()
+                };
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                let delete = async { TopicAdmin::connect(&kafka).await?.delete(&names).await };
+                tokio::time::timeout(Duration::from_secs(15), delete)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Some(Ok(())))) {
+            eprintln!(
+                "the saga's topics (prefix {}) could not be deleted",
+                self.prefix
+            );
         }
     }
 }

@@ -21,12 +21,15 @@ use crate::internal_events::{
 };
 use crate::outbox::{self, OutboxRow};
 use crate::processor::{BatchError, Ctx, EVENT_ID_HEADER, EVENT_TYPE_HEADER};
+use crate::service::lock_orders;
+use crate::trace::{now_us, Trace, TRACE_HEADER};
 
 // The large variant is the common one; boxing it would cost an allocation per message.
 #[allow(clippy::large_enum_variant)]
 enum Item<'a> {
-    /// A decoded event the service reacts to, and the message it came from.
-    Event(Envelope, &'a OwnedMessage),
+    /// A decoded event the service reacts to, the message it came from, and when that was
+    /// received (µs since the epoch).
+    Event(Envelope, &'a OwnedMessage, i64),
     Dead(DeadLetter),
 }
 
@@ -73,12 +76,28 @@ struct Report {
 }
 
 impl<H: Handler> Ctx<H> {
-    pub(crate) async fn apply(&self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
+    /// Applies `batch`, whose messages were received at `received` (µs since the epoch).
+    pub(crate) async fn apply(
+        &self,
+        batch: &[OwnedMessage],
+        received: &[i64],
+    ) -> Result<(), BatchError> {
         let started = Instant::now();
-        let items = self.decode(batch).await?;
+        let applied = now_us();
+        let items = self.decode(batch, received).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let mut report = self.handle_all(&mut tx, items, now).await?;
+        if H::LOCKS_ORDERS {
+            let orders: Vec<Uuid> = items
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Event(envelope, _, _) => Some(envelope.meta.order_id),
+                    Item::Dead(_) => None,
+                })
+                .collect();
+            lock_orders(&mut tx, &orders).await?;
+        }
+        let mut report = self.handle_all(&mut tx, items, now, applied).await?;
         let next = next_offsets(batch, |topic| self.topics.base(topic));
         match self.handler.batch_applied(&mut tx, &next).await {
             Ok(()) => {}
@@ -91,9 +110,10 @@ impl<H: Handler> Ctx<H> {
         for dead in &report.dead {
             report.rows.push(self.dead_letter_row(dead));
         }
-        outbox::append(&mut tx, &report.rows).await?;
+        let ids = outbox::append(&mut tx, &report.rows).await?;
         tx.commit().await?;
-        if !report.rows.is_empty() {
+        if !ids.is_empty() {
+            self.commits.record(&ids, now_us());
             self.wake.notify_one();
         }
         self.report(&report, started.elapsed().as_secs_f64(), batch.len());
@@ -102,10 +122,14 @@ impl<H: Handler> Ctx<H> {
 
     /// Decodes every message; a transient failure (the registry) fails the batch. Events the
     /// service does not react to are dropped here.
-    async fn decode<'a>(&self, batch: &'a [OwnedMessage]) -> Result<Vec<Item<'a>>, BatchError> {
+    async fn decode<'a>(
+        &self,
+        batch: &'a [OwnedMessage],
+        received: &[i64],
+    ) -> Result<Vec<Item<'a>>, BatchError> {
         let choreography = Choreography::current();
         let mut items = Vec::with_capacity(batch.len());
-        for message in batch {
+        for (message, &received) in batch.iter().zip(received) {
             MessageConsumed {
                 processor: H::NAME,
                 topic: self.topics.base(message.topic()),
@@ -123,7 +147,7 @@ impl<H: Handler> Ctx<H> {
                         .emit(&self.metrics);
                     }
                     if choreography.reacts(H::NAME, event_type) {
-                        items.push(Item::Event(decoded.envelope, message));
+                        items.push(Item::Event(decoded.envelope, message, received));
                     }
                 }
                 Err(DecodeError::Rejected { reason, detail }) => {
@@ -141,23 +165,24 @@ impl<H: Handler> Ctx<H> {
         tx: &mut PgConnection,
         items: Vec<Item<'_>>,
         now: i64,
+        applied: i64,
     ) -> Result<Report, BatchError> {
         let ids: Vec<Uuid> = items
             .iter()
             .filter_map(|item| match item {
-                Item::Event(e, _) => Some(e.meta.event_id),
+                Item::Event(e, _, _) => Some(e.meta.event_id),
                 Item::Dead(_) => None,
             })
             .collect();
         let mut fresh = outbox::claim_inbox(&mut *tx, &ids).await?;
         let mut report = Report::default();
         for item in items {
-            let (envelope, message) = match item {
+            let (envelope, message, received) = match item {
                 Item::Dead(dead) => {
                     report.dead.push(dead);
                     continue;
                 }
-                Item::Event(envelope, message) => (envelope, message),
+                Item::Event(envelope, message, received) => (envelope, message, received),
             };
             if !fresh.remove(&envelope.meta.event_id) {
                 report.duplicates += 1;
@@ -184,7 +209,12 @@ impl<H: Handler> Ctx<H> {
             {
                 Ok(outputs) => {
                     report.handled.push(on);
-                    self.emitted(&mut report, on, &outputs).await?;
+                    let trace = Trace {
+                        received: Some(received),
+                        applied: Some(applied),
+                        ..Trace::default()
+                    };
+                    self.emitted(&mut report, on, &outputs, trace).await?;
                 }
                 Err(HandlerError::Rejected(detail)) => {
                     report
@@ -199,12 +229,14 @@ impl<H: Handler> Ctx<H> {
     }
 
     /// Records what a reaction to `on` (or [`TIMER`]) emitted: outbox rows, the arrows of the
-    /// choreography it exercised, and anything the choreography does not allow.
+    /// choreography it exercised, and anything the choreography does not allow. Each row
+    /// carries `trace`, the times known so far; the relay adds the rest.
     async fn emitted(
         &self,
         report: &mut Report,
         on: &'static str,
         outputs: &[Envelope],
+        trace: Trace,
     ) -> Result<(), EncodeError> {
         let choreography = Choreography::current();
         let declared = choreography.service(H::NAME).is_some();
@@ -220,7 +252,9 @@ impl<H: Handler> Ctx<H> {
                 }
             }
             report.emitted.push(emitted);
-            report.rows.push(self.event_row(output).await?);
+            let mut row = self.event_row(output).await?;
+            row.headers.push((TRACE_HEADER.into(), trace.to_header()));
+            report.rows.push(row);
         }
         Ok(())
     }
@@ -228,6 +262,7 @@ impl<H: Handler> Ctx<H> {
     /// Fires the handler's due timers in one transaction with their outbox rows.
     pub(crate) async fn fire_timers(&self) -> Result<(), BatchError> {
         let started = Instant::now();
+        let applied = now_us();
         let mut tx = self.pool.begin().await?;
         let outputs = match self.handler.tick(&mut tx, now_ms()).await {
             Ok(outputs) => outputs,
@@ -241,9 +276,14 @@ impl<H: Handler> Ctx<H> {
             return Ok(());
         }
         let mut report = Report::default();
-        self.emitted(&mut report, TIMER, &outputs).await?;
-        outbox::append(&mut tx, &report.rows).await?;
+        let trace = Trace {
+            applied: Some(applied),
+            ..Trace::default()
+        };
+        self.emitted(&mut report, TIMER, &outputs, trace).await?;
+        let ids = outbox::append(&mut tx, &report.rows).await?;
         tx.commit().await?;
+        self.commits.record(&ids, now_us());
         self.wake.notify_one();
         self.report(&report, started.elapsed().as_secs_f64(), 0);
         Ok(())

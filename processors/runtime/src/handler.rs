@@ -43,6 +43,10 @@ pub trait Handler: Send + Sync + 'static {
     /// which says what it subscribes to and may emit.
     const NAME: &'static str;
 
+    /// Whether a batch first locks the orders its events are about (see
+    /// [`crate::batch`]): for state kept per order and changed by load, decide, save.
+    const LOCKS_ORDERS: bool = false;
+
     /// The migrations of the handler's own tables (`sqlx::migrate!("./migrations")`).
     fn migrator(&self) -> &'static sqlx::migrate::Migrator;
 

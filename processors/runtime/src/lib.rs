@@ -30,6 +30,7 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topics;
+pub mod trace;
 
 pub use handler::{Handler, HandlerError, Source};
 pub use processor::run;

@@ -9,12 +9,13 @@
 //!   the rows the broker acknowledged. A crash between the two re-publishes them; consumers
 //!   dedupe on the event id.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
 use sqlx::postgres::PgListener;
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -22,8 +23,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::config::KafkaConfig;
 use crate::internal_events::{InternalEvent, OutboxPublished, RelayFailed};
 use crate::metrics::Metrics;
+use crate::trace::{now_us, Trace, TRACE_HEADER};
 
 /// The channel the relay listens on for new outbox rows.
 const CHANNEL: &str = "troupe_outbox";
@@ -84,32 +87,73 @@ pub async fn claim_inbox(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Appends rows to the outbox, in order, and wakes the relay at commit.
-pub async fn append(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
+/// Appends rows to the outbox, in order, and wakes the relay at commit; returns their ids.
+pub async fn append(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<Vec<i64>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
     let keys: Vec<Option<&str>> = rows.iter().map(|r| r.key.as_deref()).collect();
     let payloads: Vec<Option<&[u8]>> = rows.iter().map(|r| r.payload.as_deref()).collect();
     let headers: Vec<Json<&Vec<(String, String)>>> =
         rows.iter().map(|r| Json(&r.headers)).collect();
-    sqlx::query(
+    let ids: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO troupe_outbox (topic, key, payload, headers)
          SELECT t, k, p, h FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[])
-           WITH ORDINALITY AS x(t, k, p, h, n) ORDER BY n",
+           WITH ORDINALITY AS x(t, k, p, h, n) ORDER BY n
+         RETURNING id",
     )
     .bind(&topics)
     .bind(&keys)
     .bind(&payloads)
     .bind(&headers)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(ids)
+}
+
+/// When this process's recent outbox rows were committed, for the relay's trace stamps
+/// ([`crate::trace`]): ranges of row ids with the time their transaction's commit returned.
+#[derive(Debug, Default)]
+pub struct CommitTimes(Mutex<VecDeque<(i64, i64, i64)>>);
+
+impl CommitTimes {
+    /// Ranges kept at most: the relay forgets what it published, so this only bounds what rows
+    /// nobody publishes (another instance leading the relay) would hold.
+    const KEEP: usize = 4096;
+
+    /// Records that the rows `ids` (ascending) were committed at `at` (µs since the epoch).
+    pub fn record(&self, ids: &[i64], at: i64) {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return;
+        };
+        let mut ranges = self.0.lock().expect("commit times lock");
+        if ranges.len() == Self::KEEP {
+            ranges.pop_front();
+        }
+        ranges.push_back((first, last, at));
+    }
+
+    /// The commit time of row `id`, if this process committed it recently.
+    pub fn of(&self, id: i64) -> Option<i64> {
+        let ranges = self.0.lock().expect("commit times lock");
+        ranges
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&id))
+            .map(|(_, _, at)| *at)
+    }
+
+    /// Forgets the ranges that end at or before `id` (published).
+    pub fn forget_through(&self, id: i64) {
+        self.0
+            .lock()
+            .expect("commit times lock")
+            .retain(|(_, last, _)| *last > id);
+    }
 }
 
 /// Forgets inbox entries received more than `keep` ago; returns how many. A duplicate can only
@@ -132,6 +176,18 @@ pub async fn pending(pool: &PgPool) -> Result<i64, sqlx::Error> {
         .await
 }
 
+/// The relay's producer: idempotent (`acks = all`, order kept across retries).
+pub fn relay_producer(kafka: &KafkaConfig) -> rdkafka::error::KafkaResult<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", "30000")
+        .set("log_level", "4")
+        .create()
+}
+
 /// Publishes the outbox. One relay per processor is active at a time (a session advisory lock
 /// on the processor's name); the others stand by, so rows are published in id order.
 pub struct Relay {
@@ -140,6 +196,8 @@ pub struct Relay {
     pub processor: &'static str,
     /// Woken by this process's own commits; other instances' commits arrive by NOTIFY.
     pub wake: Arc<Notify>,
+    /// When this process's rows were committed, for their trace header.
+    pub commits: Arc<CommitTimes>,
     pub metrics: Metrics,
     pub batch: i64,
 }
@@ -230,6 +288,7 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
+        let picked = now_us();
         let mut deliveries = Vec::with_capacity(rows.len());
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -237,7 +296,19 @@ impl Relay {
             let topic: String = row.get(1);
             let key: Option<String> = row.get(2);
             let payload: Option<Vec<u8>> = row.get(3);
-            let Json(headers): Json<Vec<(String, String)>> = row.get(4);
+            let Json(mut headers): Json<Vec<(String, String)>> = row.get(4);
+            for (name, value) in &mut headers {
+                if name == TRACE_HEADER {
+                    if let Some(trace) = Trace::parse(value) {
+                        *value = Trace {
+                            committed: self.commits.of(id),
+                            relayed: Some(picked),
+                            ..trace
+                        }
+                        .to_header();
+                    }
+                }
+            }
             let mut kafka_headers = OwnedHeaders::new_with_capacity(headers.len());
             for (name, value) in &headers {
                 kafka_headers = kafka_headers.insert(Header {
@@ -272,6 +343,9 @@ impl Relay {
             .bind(&ids)
             .execute(&self.pool)
             .await?;
+        if let Some(&last) = ids.last() {
+            self.commits.forget_through(last);
+        }
         Ok(ids.len())
     }
 }
@@ -329,6 +403,34 @@ impl Default for Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_times_are_found_by_row_id_and_forgotten_once_published() {
+        let times = CommitTimes::default();
+        times.record(&[3, 4, 5], 100);
+        times.record(&[], 150);
+        times.record(&[9], 200);
+        assert_eq!(times.of(2), None);
+        assert_eq!(times.of(4), Some(100));
+        assert_eq!(times.of(9), Some(200));
+        assert_eq!(times.of(7), None);
+        times.forget_through(5);
+        assert_eq!(times.of(4), None);
+        assert_eq!(times.of(9), Some(200));
+    }
+
+    #[test]
+    fn commit_times_keep_a_bounded_history() {
+        let times = CommitTimes::default();
+        for id in 0..(CommitTimes::KEEP as i64 + 10) {
+            times.record(&[id], id);
+        }
+        assert_eq!(times.of(0), None);
+        assert_eq!(
+            times.of(CommitTimes::KEEP as i64 + 9),
+            Some(CommitTimes::KEEP as i64 + 9)
+        );
+    }
 
     #[test]
     fn lock_keys_are_stable_and_distinct() {

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, Headers};
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -25,8 +23,9 @@ use crate::internal_events::{
     BatchFailed, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
 };
 use crate::metrics::{self, Metrics};
-use crate::outbox::{self, Backoff, Relay};
+use crate::outbox::{self, Backoff, CommitTimes, Relay};
 use crate::topics::Topics;
+use crate::trace::now_us;
 
 /// Header naming the event type on every published event.
 pub const EVENT_TYPE_HEADER: &str = "troupe.event_type";
@@ -69,6 +68,7 @@ pub(crate) struct Ctx<H> {
     pub(crate) topics: Topics,
     pub(crate) metrics: Metrics,
     pub(crate) wake: Arc<Notify>,
+    pub(crate) commits: Arc<CommitTimes>,
 }
 
 /// Starts processor `H` and runs it until `shutdown` resolves; then finishes the batch in
@@ -105,14 +105,7 @@ pub async fn start<H: Handler>(
         .map_err(sqlx::Error::from)?;
     let codec = Codec::with_pins(&config.registry.url, &topics, pins);
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "1")
-        .set("message.timeout.ms", "30000")
-        .set("log_level", "4")
-        .create()?;
+    let producer = outbox::relay_producer(&config.kafka)?;
     let subscribed: Vec<String> = Choreography::current()
         .subscriptions(H::NAME)
         .iter()
@@ -147,6 +140,7 @@ pub async fn start<H: Handler>(
     tokio::spawn(metrics::serve(listener, metrics.clone(), stop.clone()));
 
     let wake = Arc::new(Notify::new());
+    let commits = Arc::new(CommitTimes::default());
     let relay_stop = CancellationToken::new();
     let relay = tokio::spawn(
         Relay {
@@ -154,6 +148,7 @@ pub async fn start<H: Handler>(
             producer,
             processor: H::NAME,
             wake: wake.clone(),
+            commits: commits.clone(),
             metrics: metrics.clone(),
             batch: 1000,
         }
@@ -167,6 +162,7 @@ pub async fn start<H: Handler>(
         topics,
         metrics: metrics.clone(),
         wake,
+        commits,
     });
     let ticker = ctx
         .handler
@@ -214,7 +210,7 @@ async fn consume<H: Handler>(
             message = consumer.recv() => message,
         };
         let first = match first {
-            Ok(message) => message.detach(),
+            Ok(message) => (message.detach(), now_us()),
             Err(error) => {
                 // No back-off here: an earlier version waited up to 5 s after each error, and
                 // the errors queued while the broker was down then held the consumer back for
@@ -227,11 +223,17 @@ async fn consume<H: Handler>(
                 continue;
             }
         };
+        let (first, received) = first;
         let mut batch = vec![first];
+        // When each message was received, for the trace of what it causes.
+        let mut received = vec![received];
         let deadline = tokio::time::Instant::now() + config.batch_linger;
         while batch.len() < config.batch_max {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(message.detach()),
+                Ok(Ok(message)) => {
+                    batch.push(message.detach());
+                    received.push(now_us());
+                }
                 Ok(Err(error)) => {
                     KafkaReceiveFailed {
                         processor: H::NAME,
@@ -244,7 +246,7 @@ async fn consume<H: Handler>(
             }
         }
         loop {
-            match ctx.apply(&batch).await {
+            match ctx.apply(&batch, &received).await {
                 Ok(()) => break,
                 Err(error) => {
                     BatchFailed {

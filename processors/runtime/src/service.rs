@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::PgConnection;
 use troupe_events::decision::Decision;
 use troupe_events::{Envelope, Metadata};
+use uuid::Uuid;
 
 use crate::handler::{Handler, HandlerError};
 
@@ -78,12 +79,43 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// The namespace of the per-order advisory locks (the two-key form, apart from the runtime's
+/// single-key locks).
+const ORDER_LOCKS: i32 = 0x7472_6F75;
+
+/// Locks `orders` until the transaction ends, in one sorted order so that two batches never
+/// wait on each other in a cycle. A batch of a [`Stateful`] service takes these locks before
+/// anything else. Row locks are not enough: two members of a group can hold events of one order
+/// from different topics at once, and when the order's first event finds no row to lock, both
+/// would decide from nothing and the later save would overwrite the earlier (a shipment that
+/// never heard of its payment was seen so, with two instances of each service).
+pub async fn lock_orders(conn: &mut PgConnection, orders: &[Uuid]) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<i32> = orders.iter().map(|id| order_lock_key(*id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        sqlx::query("SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int4[]) AS k")
+            .bind(ORDER_LOCKS)
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// An order's lock key: 32 bits of its id (two orders sharing one only wait for each other).
+fn order_lock_key(order_id: Uuid) -> i32 {
+    let (high, low) = order_id.as_u64_pair();
+    (high ^ low ^ (high >> 32) ^ (low >> 32)) as u32 as i32
+}
+
 /// A [`Service`] as the runtime's [`Handler`].
 #[derive(Debug, Clone)]
 pub struct Stateful<S>(pub S);
 
 impl<S: Service> Handler for Stateful<S> {
     const NAME: &'static str = S::NAME;
+    const LOCKS_ORDERS: bool = true;
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         self.0.migrator()

@@ -78,3 +78,42 @@ async fn pruning_forgets_only_old_inbox_entries() {
         .unwrap();
     assert_eq!(fresh.into_iter().collect::<Vec<_>>(), vec![old]);
 }
+
+#[tokio::test]
+async fn an_order_locked_by_one_batch_waits_for_its_commit() {
+    let pool = database().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut first = pool.begin().await.unwrap();
+    troupe_runtime::service::lock_orders(&mut first, &[b, a, b])
+        .await
+        .unwrap();
+
+    let mut second = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '300ms'")
+        .execute(&mut *second)
+        .await
+        .unwrap();
+    let error = troupe_runtime::service::lock_orders(&mut second, &[a])
+        .await
+        .expect_err("an order locked by an open transaction is not granted");
+    assert!(error.to_string().contains("lock timeout"), "{error}");
+    second.rollback().await.unwrap();
+
+    let other = Uuid::now_v7();
+    let mut third = pool.begin().await.unwrap();
+    troupe_runtime::service::lock_orders(&mut third, &[other])
+        .await
+        .expect("another order is not held up");
+    third.commit().await.unwrap();
+
+    first.commit().await.unwrap();
+    let mut fourth = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '300ms'")
+        .execute(&mut *fourth)
+        .await
+        .unwrap();
+    troupe_runtime::service::lock_orders(&mut fourth, &[a, b])
+        .await
+        .expect("granted once the first batch committed");
+    fourth.commit().await.unwrap();
+}

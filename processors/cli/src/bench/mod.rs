@@ -3,10 +3,15 @@
 //! - `pipe`: the baseline every saga figure is compared with — a bare rdkafka consume →
 //!   produce hop, no decoding, logic or database, on the same broker and with the same topic
 //!   settings (6 partitions) as the saga's topics.
+//! - `txpipe`: the floor of troupe's exactly-once design — the same hop paying one PostgreSQL
+//!   transaction per batch (inbox and outbox rows) before producing; see [`txpipe`].
 //! - `saga`: the five processors under open-loop load; see [`saga`].
 
 mod probe;
 mod saga;
+mod txpipe;
+
+pub use txpipe::{txpipe, TxPipeResult};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +30,9 @@ use uuid::Uuid;
 pub enum BenchCommand {
     /// A bare consume → produce hop: the broker's and client's ceiling on this machine.
     Pipe(PipeArgs),
+    /// Consume → one PostgreSQL transaction per batch (inbox + outbox) → produce → delete:
+    /// what exactly-once through a database costs at all, on this machine.
+    Txpipe(PipeArgs),
     /// The saga under open-loop load: sustainable rate, latency percentiles, per-hop latency,
     /// CPU and memory per process, and the ratio against `pipe` measured in the same run.
     Saga(saga::SagaArgs),
@@ -54,6 +62,15 @@ pub async fn run(command: BenchCommand, topics_file: &std::path::Path) -> anyhow
             }
             Ok(())
         }
+        BenchCommand::Txpipe(args) => {
+            let result = txpipe(args.messages, args.size).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                println!("{result}");
+            }
+            Ok(())
+        }
         BenchCommand::Saga(args) => saga::run(args, topics_file).await,
     }
 }
@@ -70,6 +87,35 @@ fn topic(name: String) -> Topic {
         producers: vec![],
         consumers: vec![],
     }
+}
+
+/// Writes `messages` payloads of `size` bytes to `topic` (10,000 keys); returns the seconds it
+/// took, every message acknowledged.
+async fn load_input(
+    kafka: &KafkaConfig,
+    topic: &str,
+    messages: u64,
+    size: usize,
+) -> anyhow::Result<f64> {
+    let producer = new_producer(kafka)?;
+    let payload = vec![0x5a_u8; size];
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(messages as usize);
+    for i in 0..messages {
+        let key = (i % 10_000).to_string();
+        let record = FutureRecord::to(topic).key(&key).payload(&payload);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => bail!("cannot enqueue: {error}"),
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .context("delivery canceled")?
+            .map_err(|(e, _)| e)?;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 fn new_producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
@@ -128,25 +174,7 @@ pub async fn pipe(messages: u64, size: usize) -> anyhow::Result<PipeResult> {
         .context("cannot create the bench topics")?;
 
     // Load the input topic first; this rate is reported too.
-    let producer = new_producer(&kafka)?;
-    let payload = vec![0x5a_u8; size];
-    let started = Instant::now();
-    let mut deliveries = Vec::with_capacity(messages as usize);
-    for i in 0..messages {
-        let key = (i % 10_000).to_string();
-        let record = FutureRecord::to(&input).key(&key).payload(&payload);
-        match producer.send_result(record) {
-            Ok(delivery) => deliveries.push(delivery),
-            Err((error, _)) => bail!("cannot enqueue: {error}"),
-        }
-    }
-    for delivery in deliveries {
-        delivery
-            .await
-            .context("delivery canceled")?
-            .map_err(|(e, _)| e)?;
-    }
-    let produce_seconds = started.elapsed().as_secs_f64();
+    let produce_seconds = load_input(&kafka, &input, messages, size).await?;
 
     // The hop: consume in a group, produce each message to the output topic, commit offsets.
     let consumer: StreamConsumer = ClientConfig::new()

@@ -23,7 +23,13 @@ pub(super) struct Deployment {
 }
 
 impl Deployment {
-    pub async fn start(topics_file: &Path, bin_dir: &Path) -> anyhow::Result<Self> {
+    /// Creates the topics and starts `instances` of each processor, waiting until all are
+    /// healthy.
+    pub async fn start(
+        topics_file: &Path,
+        bin_dir: &Path,
+        instances: usize,
+    ) -> anyhow::Result<Self> {
         let id = format!("bench_{}", &Uuid::now_v7().simple().to_string()[20..]);
         let prefix = format!("{id}.");
         let text = std::fs::read_to_string(topics_file)
@@ -51,6 +57,18 @@ impl Deployment {
         processes
             .start(&Process::services(), Duration::from_secs(60))
             .await?;
+        for number in 1..instances {
+            for process in Process::services() {
+                processes.spawn(process, number, &[])?;
+            }
+        }
+        for number in 1..instances {
+            for process in Process::services() {
+                processes
+                    .wait_healthy(process.name(), number, Duration::from_secs(60))
+                    .await?;
+            }
+        }
         Ok(Self {
             id,
             topics: Topics::with_prefix(prefix),

@@ -1,22 +1,29 @@
 //! `troupe bench saga`: the five processors under open-loop load.
 //!
 //! One run, on one machine and one broker:
-//! 1. the bare pipe ([`super::pipe`]) is measured first, while the machine is otherwise idle;
-//! 2. the five processors start on topics and databases of their own (a fresh prefix);
+//! 1. the two baselines are measured first, while the machine is otherwise idle: the bare pipe
+//!    ([`super::pipe`]) and the transactional one ([`super::txpipe`]);
+//! 2. the five processors start on topics and databases of their own (a fresh prefix),
+//!    `--instances` of each;
 //! 3. **stepping**: orders are offered on a fixed clock at rising rates; during each step the
 //!    broker's view of consumer lag is sampled, and a step is *sustainable* when the lag stays
 //!    flat over its second half. The first step that is not ends the stepping; every step is
 //!    drained before the next starts;
-//! 4. **latency**: orders at half the sustainable rate; end-to-end latency counts from each
-//!    order's *scheduled* send time (so a stall in the sender cannot hide) to the terminal
-//!    order event observed; per-hop latency comes from the timestamps the events carry;
-//! 5. CPU seconds and memory of every process, broker and database included, per phase.
+//! 4. **latency**: orders at shares of the sustainable rate (10%, 50%, 90%); end-to-end
+//!    latency counts from each order's *scheduled* send time (so a stall in the sender cannot
+//!    hide) to the terminal order event observed; per-hop latency and its stages come from the
+//!    broker's append times and the processors' trace header;
+//! 5. CPU seconds and memory of every process, broker and database included, per phase, and
+//!    what one order costs (CPU per process, PostgreSQL transactions and WAL flushes).
 
+mod cost;
 mod deployment;
+mod latency;
 mod load;
 mod observe;
 mod report;
 mod sample;
+mod steps;
 mod verdict;
 
 use std::collections::BTreeMap;
@@ -26,24 +33,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use troupe_events::{topics, Envelope, Event, EventType, Metadata};
+use troupe_deploy::Process;
+use troupe_events::{topics, Envelope, Event, Metadata};
 use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::{with_database, KafkaConfig, PostgresConfig, RegistryConfig};
+use troupe_runtime::handler::now_ms;
 use troupe_runtime::lag::LagProbe;
 use troupe_runtime::publish::Publisher;
+use uuid::Uuid;
 
-use super::PipeResult;
+use super::{PipeResult, TxPipeResult};
 use crate::scenario::{self, Mix, Rng};
 use deployment::Deployment;
 use load::Load;
 use observe::{watch, Book};
-use report::{print_report, HopReport, LatencyReport, Percentiles, SagaReport, StepReport};
+use report::{print_report, SagaReport};
 use sample::{drain, round2, sampled, sum_highs, Probes, Quiet, Sampler, Watched};
-use troupe_deploy::Process;
-use troupe_runtime::handler::now_ms;
-use uuid::Uuid;
-use verdict::{verdict, IN_FLIGHT_GROWTH_FLOOR, LAG_GROWTH_FLOOR};
 
 /// Orders per second of the warm-up.
 const WARMUP_RATE: f64 = 20.0;
@@ -66,16 +72,22 @@ pub struct SagaArgs {
     /// Seconds of load per step.
     #[arg(long, default_value_t = 20)]
     step_seconds: u64,
-    /// Seconds of the latency phase.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds of each latency phase.
+    #[arg(long, default_value_t = 60)]
     latency_seconds: u64,
-    /// Rate of the latency phase (default: half the sustainable rate).
+    /// Shares of the sustainable rate at which latency is measured.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,0.9")]
+    latency_fractions: Vec<f64>,
+    /// One latency phase at this rate instead (orders per second).
     #[arg(long)]
     latency_rate: Option<f64>,
     /// Shares of each path through the saga, as for `troupe produce` (default: all happy).
     #[arg(long, default_value = "happy=1")]
     mix: Mix,
-    /// Messages for the pipe baseline.
+    /// Instances of each processor.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Messages for each baseline (the bare pipe and the transactional one).
     #[arg(long, default_value_t = 200_000)]
     pipe_messages: u64,
     /// Where the processor binaries are (default: next to this executable).
@@ -113,31 +125,49 @@ impl SagaArgs {
         }
         Ok(rates)
     }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.step_seconds < 2 || self.latency_seconds < 2 {
+            bail!("--step-seconds and --latency-seconds must be at least 2");
+        }
+        if let Some(rate) = self.latency_rate {
+            if !rate.is_finite() || rate <= 0.0 {
+                bail!("--latency-rate must be a positive number of orders per second");
+            }
+        }
+        if self
+            .latency_fractions
+            .iter()
+            .any(|f| !f.is_finite() || *f <= 0.0 || *f > 1.0)
+        {
+            bail!("--latency-fractions must be shares of the sustainable rate, in (0, 1]");
+        }
+        if self.instances == 0 || self.instances > 6 {
+            bail!("--instances must be 1 to 6 (the topics have 6 partitions)");
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(args: SagaArgs, topics_file: &Path) -> anyhow::Result<()> {
     let ladder = args.ladder()?;
-    if args.step_seconds < 2 || args.latency_seconds < 2 {
-        bail!("--step-seconds and --latency-seconds must be at least 2");
-    }
-    if let Some(rate) = args.latency_rate {
-        if !rate.is_finite() || rate <= 0.0 {
-            bail!("--latency-rate must be a positive number of orders per second");
-        }
-    }
+    args.validate()?;
     let bin_dir = crate::bin_dir(args.bin_dir.clone())?;
     let kafka = KafkaConfig::from_env();
     TopicAdmin::connect(&kafka).await?;
 
-    eprintln!(
-        "bench: measuring the bare pipe ({} messages)",
-        args.pipe_messages
-    );
+    eprintln!("bench: the bare pipe ({} messages)", args.pipe_messages);
     let pipe = super::pipe(args.pipe_messages, 300).await?;
     eprintln!("bench: pipe {:.0} msgs/s", pipe.pipe_msgs_per_sec);
+    eprintln!(
+        "bench: the transactional baseline ({} messages)",
+        args.pipe_messages
+    );
+    let txpipe = super::txpipe(args.pipe_messages, 300).await?;
+    eprintln!("bench: transactional {:.0} msgs/s", txpipe.msgs_per_sec);
 
-    let deployment = Deployment::start(topics_file, &bin_dir).await?;
-    let result = measure(&args, &ladder, pipe, deployment).await;
+    let deployment = Deployment::start(topics_file, &bin_dir, args.instances).await?;
+    let result = measure(&args, &ladder, (pipe, txpipe), deployment).await;
     let (report, deployment) = result?;
     deployment.teardown(args.keep).await?;
 
@@ -164,48 +194,57 @@ struct PhaseRun {
     timeout: Duration,
 }
 
-/// Offers `rate` orders a second for `seconds` while sampling, checks the processors survived,
-/// then drains. `hops`: record per-hop latency (the latency phase).
-async fn run_phase(
-    load: &mut Load<'_>,
-    watched: &mut Watched,
-    deployment: &mut Deployment,
-    quiet: &Quiet<'_>,
-    hops: bool,
-    rate: f64,
-    seconds: u64,
-) -> anyhow::Result<PhaseRun> {
-    let book = load.book;
-    let phase = book.lock().expect("book lock").phase(hops);
-    let started = Instant::now();
-    let (orders, sampler) = sampled(
-        load.offer(phase, rate, seconds as f64),
-        watched,
-        Probes {
-            lag: quiet.lag,
-            book,
+/// Everything the phases of a run share.
+struct Bench<'a> {
+    load: Load<'a>,
+    watched: Watched,
+    deployment: &'a mut Deployment,
+    quiet: Quiet<'a>,
+    book: &'a Arc<Mutex<Book>>,
+}
+
+impl Bench<'_> {
+    /// Offers `rate` orders a second for `seconds` while sampling, checks the processors
+    /// survived, then drains. `hops`: record per-hop latency (the latency phases).
+    async fn run_phase(&mut self, hops: bool, rate: f64, seconds: u64) -> anyhow::Result<PhaseRun> {
+        let book = self.book;
+        let phase = book.lock().expect("book lock").phase(hops);
+        let started = Instant::now();
+        let (orders, sampler) = sampled(
+            self.load.offer(phase, rate, seconds as f64),
+            &mut self.watched,
+            Probes {
+                lag: self.quiet.lag,
+                book,
+                phase,
+            },
+        )
+        .await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        self.deployment.processes.check_alive()?;
+        let timeout = Duration::from_secs(120 + seconds * 2);
+        let drained = drain(book, phase, orders, &self.quiet, timeout).await?;
+        Ok(PhaseRun {
             phase,
-        },
-    )
-    .await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    deployment.processes.check_alive()?;
-    let timeout = Duration::from_secs(120 + seconds * 2);
-    let drained = drain(book, phase, orders, quiet, timeout).await?;
-    Ok(PhaseRun {
-        phase,
-        orders,
-        sampler,
-        seconds: elapsed,
-        drained,
-        timeout,
-    })
+            orders,
+            sampler,
+            seconds: elapsed,
+            drained,
+            timeout,
+        })
+    }
+
+    /// Distinct events seen for the orders of `phases`.
+    fn distinct(&self, phases: &[usize]) -> u64 {
+        let book = self.book.lock().expect("book lock");
+        phases.iter().map(|p| book.phases[*p].events).sum()
+    }
 }
 
 async fn measure(
     args: &SagaArgs,
     ladder: &[f64],
-    pipe: PipeResult,
+    (pipe, txpipe): (PipeResult, TxPipeResult),
     mut deployment: Deployment,
 ) -> anyhow::Result<(SagaReport, Deployment)> {
     let kafka = KafkaConfig::from_env();
@@ -223,20 +262,26 @@ async fn measure(
         partitions.clone(),
     )?);
     let saga_topics = deployment.saga_topics();
+    let server = PostgresConfig::from_env().url;
+    let databases: Vec<String> = Process::services()
+        .iter()
+        .map(|p| deployment.database(p.name()))
+        .collect();
     let mut outboxes = Vec::new();
-    for service in Process::services().iter().map(Process::name) {
-        let url = with_database(
-            &PostgresConfig::from_env().url,
-            &deployment.database(service),
-        );
+    for database in &databases {
         outboxes.push(
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
-                .connect(&url)
+                .connect(&with_database(&server, database))
                 .await
-                .with_context(|| format!("cannot open the {service} database"))?,
+                .with_context(|| format!("cannot open the database {database}"))?,
         );
     }
+    let postgres = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&with_database(&server, "postgres"))
+        .await
+        .context("cannot open PostgreSQL's statistics")?;
     let quiet = Quiet {
         lag: &lag,
         outboxes: &outboxes,
@@ -267,7 +312,7 @@ async fn measure(
 
     let codec = Codec::new(&registry.url, &deployment.topics);
     let watcher = tokio::spawn(watch(saga_topics.clone(), partitions, codec, book.clone()));
-    let mut watched = Watched::new(&deployment);
+    let watched = Watched::new(&deployment);
     let mut load = Load {
         publisher: &publisher,
         book: &book,
@@ -289,175 +334,68 @@ async fn measure(
             deployment.logs().display()
         );
     }
-    let mut messages_per_order = 8.0;
-    let mut total_orders = 0u64;
-    let mut measured = Vec::new();
     let baseline = sum_highs(&lag, &saga_topics)?;
-    // Distinct events per order over the measured phases; the topics' message count on top of
-    // that is the at-least-once relay's duplicates.
-    let distinct = |book: &Arc<Mutex<Book>>, phases: &[usize]| -> u64 {
-        let book = book.lock().expect("book lock");
-        phases.iter().map(|p| book.phases[*p].events).sum()
+    let mut bench = Bench {
+        load,
+        watched,
+        deployment: &mut deployment,
+        quiet,
+        book: &book,
     };
-
-    let mut steps = Vec::new();
-    let mut sustainable = None;
-    for &rate in ladder {
-        eprintln!("bench: step {rate} orders/s for {} s", args.step_seconds);
-        let offered = rate * messages_per_order;
-        let PhaseRun {
-            phase,
-            orders,
-            sampler,
-            seconds,
-            drained,
-            timeout,
-        } = run_phase(
-            &mut load,
-            &mut watched,
-            &mut deployment,
-            &quiet,
-            false,
-            rate,
-            args.step_seconds,
-        )
-        .await?;
-        let lag_verdict = verdict(&sampler.lag, offered, LAG_GROWTH_FLOOR);
-        let in_flight_verdict = verdict(&sampler.in_flight, rate, IN_FLIGHT_GROWTH_FLOOR);
-        total_orders += orders;
-        measured.push(phase);
-        if drained.is_some() && total_orders > 0 {
-            messages_per_order = distinct(&book, &measured) as f64 / total_orders as f64;
-        }
-        let (latency, completed) = {
-            let book = book.lock().expect("book lock");
-            (
-                Percentiles::of(&book.phases[phase].latency),
-                book.phases[phase].completed,
-            )
-        };
-        let step = StepReport {
-            rate,
-            seconds: round2(seconds),
-            orders,
-            completed,
-            offered_msgs_per_sec: round2(offered),
-            lag_growth_per_sec: round2(lag_verdict.growth_per_sec),
-            mean_lag: round2(lag_verdict.mean_lag),
-            max_lag: lag_verdict.max_lag,
-            in_flight_growth_per_sec: round2(in_flight_verdict.growth_per_sec),
-            mean_in_flight: round2(in_flight_verdict.mean_lag),
-            sustainable: lag_verdict.sustainable
-                && in_flight_verdict.sustainable
-                && drained.is_some(),
-            drained: drained.is_some(),
-            drain_seconds: round2(drained.unwrap_or(timeout.as_secs_f64())),
-            latency,
-            machine_busy: sampler.machine_busy(),
-            processes: sampler.processes(&watched),
-        };
-        eprintln!(
-            "bench:   lag growth {:.0} msgs/s, mean lag {:.0}, in flight {:.0} (growth {:.0}/s), p99 {:.1} ms, {}",
-            step.lag_growth_per_sec,
-            step.mean_lag,
-            step.mean_in_flight,
-            step.in_flight_growth_per_sec,
-            step.latency.p99_ms,
-            if step.sustainable { "sustainable" } else { "NOT sustainable" }
-        );
-        let ok = step.sustainable;
-        let drained = step.drained;
-        steps.push(step);
-        if ok {
-            sustainable = Some(rate);
-        } else {
-            break;
-        }
-        if !drained {
-            break;
-        }
-    }
-
-    let latency_rate = args
-        .latency_rate
-        .or(sustainable.map(|r| r / 2.0))
-        .unwrap_or(ladder[0] / 2.0);
-    let all_drained = steps.iter().all(|s| s.drained);
-    let latency = if all_drained {
-        eprintln!(
-            "bench: latency at {latency_rate} orders/s for {} s",
-            args.latency_seconds
-        );
-        let PhaseRun {
-            phase,
-            orders,
-            sampler,
-            seconds,
-            drained,
-            ..
-        } = run_phase(
-            &mut load,
-            &mut watched,
-            &mut deployment,
-            &quiet,
-            true,
-            latency_rate,
+    let stepped = steps::step_through(&mut bench, args, ladder).await?;
+    let latency = if stepped.steps.iter().all(|s| s.drained) {
+        let rates = latency::rates(args, stepped.sustainable, ladder[0]);
+        latency::measure(
+            &mut bench,
+            &rates,
             args.latency_seconds,
+            &postgres,
+            &databases,
         )
-        .await?;
-        if drained.is_none() {
-            bail!("the latency phase did not drain: the saga does not keep up at {latency_rate} orders/s");
-        }
-        total_orders += orders;
-        measured.push(phase);
-        messages_per_order = distinct(&book, &measured) as f64 / total_orders as f64;
-        let book = book.lock().expect("book lock");
-        let hops = book
-            .hops
-            .iter()
-            .map(|(&(from, to), (hop, relay))| HopReport {
-                from: EventType::ALL[from].name().to_owned(),
-                to: EventType::ALL[to].name().to_owned(),
-                hop: Percentiles::of(hop),
-                relay: Percentiles::of(relay),
-            })
-            .collect();
-        Some(LatencyReport {
-            rate: latency_rate,
-            seconds: round2(seconds),
-            orders,
-            completed: book.phases[phase].completed,
-            end_to_end: Percentiles::of(&book.phases[phase].latency),
-            hops,
-            machine_busy: sampler.machine_busy(),
-            processes: sampler.processes(&watched),
-        })
+        .await?
     } else {
-        None
+        latency::Measured::default()
     };
     watcher.abort();
 
-    let dead_letters = sum_highs(&lag, &[deployment.topics.name(topics::DEADLETTER)])?;
-    let sustainable_msgs = sustainable.map(|r| round2(r * messages_per_order));
+    let mut measured = stepped.phases.clone();
+    measured.extend(&latency.phases);
+    let total_orders = stepped.orders + latency.orders;
+    let distinct = bench.distinct(&measured);
+    let messages_per_order = if total_orders > 0 {
+        distinct as f64 / total_orders as f64
+    } else {
+        stepped.messages_per_order
+    };
+    let topics = bench.deployment.topics.clone();
+    let dead_letters = sum_highs(&lag, &[topics.name(topics::DEADLETTER)])?;
+    let sustainable_msgs = stepped.sustainable.map(|r| round2(r * messages_per_order));
     let written = sum_highs(&lag, &saga_topics)? - baseline;
-    let duplicates = (written - distinct(&book, &measured) as i64).max(0);
+    let duplicates = (written - distinct as i64).max(0);
     let report = SagaReport {
         bench: "saga",
         run: deployment.id.clone(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         mix: format!("{:?}", args.mix.0),
-        ratio_to_pipe: sustainable_msgs
-            .map(|m| (m / pipe.pipe_msgs_per_sec * 1000.0).round() / 1000.0),
+        instances: args.instances,
+        ratio_to_pipe: sustainable_msgs.map(|m| round3(m / pipe.pipe_msgs_per_sec)),
+        ratio_to_txpipe: sustainable_msgs.map(|m| round3(m / txpipe.msgs_per_sec)),
         pipe,
-        steps,
+        txpipe,
+        steps: stepped.steps,
         messages_per_order: round2(messages_per_order),
         duplicate_messages: duplicates,
-        sustainable_orders_per_sec: sustainable,
+        sustainable_orders_per_sec: stepped.sustainable,
         sustainable_msgs_per_sec: sustainable_msgs,
-        latency,
+        latency: latency.reports,
         dead_letters,
     };
     Ok((report, deployment))
+}
+
+/// Three decimals: the ratios are small.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
@@ -473,8 +411,10 @@ mod tests {
             max_rate: 1000.0,
             step_seconds: 10,
             latency_seconds: 10,
+            latency_fractions: vec![0.5],
             latency_rate: None,
             mix: "happy=1".parse().unwrap(),
+            instances: 1,
             pipe_messages: 1,
             bin_dir: None,
             json: false,

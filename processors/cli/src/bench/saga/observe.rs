@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use troupe_events::{Envelope, Event, EventType};
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::KafkaConfig;
 use troupe_runtime::handler::now_ms;
+use troupe_runtime::trace::{Trace, TRACE_HEADER};
 use uuid::Uuid;
 
 /// An event whose cause the watcher has not seen yet.
@@ -19,7 +21,31 @@ use uuid::Uuid;
 pub(super) struct Effect {
     pub(super) event_type: EventType,
     pub(super) appended_ms: i64,
-    pub(super) occurred_ms: i64,
+    /// The times its processor recorded (`troupe.trace`).
+    pub(super) trace: Option<Trace>,
+}
+
+/// The latency of one kind of hop, and of each of its stages ([`troupe_runtime::trace`]), µs.
+pub(super) struct HopTimes {
+    pub(super) hop: Histogram<u64>,
+    pub(super) fetch: Histogram<u64>,
+    pub(super) linger: Histogram<u64>,
+    pub(super) transaction: Histogram<u64>,
+    pub(super) relay_wake: Histogram<u64>,
+    pub(super) produce: Histogram<u64>,
+}
+
+impl HopTimes {
+    fn new() -> Self {
+        Self {
+            hop: histogram(),
+            fetch: histogram(),
+            linger: histogram(),
+            transaction: histogram(),
+            relay_wake: histogram(),
+            produce: histogram(),
+        }
+    }
 }
 
 /// A saga event the watcher saw, for per-hop latency.
@@ -50,8 +76,8 @@ pub(super) struct Book {
     /// Every event id seen, to count distinct events.
     pub(super) ids: std::collections::HashSet<Uuid>,
     pub(super) waiting: HashMap<Uuid, Vec<Effect>>,
-    /// (cause type, effect type) → (hop µs, relay µs).
-    pub(super) hops: BTreeMap<(usize, usize), (Histogram<u64>, Histogram<u64>)>,
+    /// (phase, cause type, effect type) → its latencies.
+    pub(super) hops: BTreeMap<(usize, usize, usize), HopTimes>,
 }
 
 pub(super) fn histogram() -> Histogram<u64> {
@@ -71,18 +97,35 @@ impl Book {
         self.phases.len() - 1
     }
 
-    pub(super) fn hop(&mut self, cause: Seen, effect: Effect) {
-        let key = (cause.event_type.index(), effect.event_type.index());
-        let (hop, relay) = self
-            .hops
-            .entry(key)
-            .or_insert_with(|| (histogram(), histogram()));
-        let us = |ms: i64| (ms.max(0) as u64).saturating_mul(1000).max(1);
-        let _ = hop.record(us(effect.appended_ms - cause.appended_ms));
-        let _ = relay.record(us(effect.appended_ms - effect.occurred_ms));
+    pub(super) fn hop(&mut self, phase: usize, cause: Seen, effect: Effect) {
+        let key = (phase, cause.event_type.index(), effect.event_type.index());
+        let times = self.hops.entry(key).or_insert_with(HopTimes::new);
+        let record = |h: &mut Histogram<u64>, us: i64| {
+            let _ = h.record((us.max(0) as u64).max(1));
+        };
+        record(
+            &mut times.hop,
+            (effect.appended_ms - cause.appended_ms) * 1000,
+        );
+        if let Some(stages) = effect
+            .trace
+            .and_then(|t| t.stages(cause.appended_ms, effect.appended_ms))
+        {
+            record(&mut times.fetch, stages.fetch);
+            record(&mut times.linger, stages.linger);
+            record(&mut times.transaction, stages.transaction);
+            record(&mut times.relay_wake, stages.relay_wake);
+            record(&mut times.produce, stages.produce);
+        }
     }
 
-    pub(super) fn observe(&mut self, envelope: &Envelope, appended_ms: i64, at: Instant) {
+    pub(super) fn observe(
+        &mut self,
+        envelope: &Envelope,
+        appended_ms: i64,
+        trace: Option<Trace>,
+        at: Instant,
+    ) {
         let Some(&(phase, scheduled, ended)) = self.orders.get(&envelope.meta.order_id) else {
             return;
         };
@@ -93,11 +136,11 @@ impl Book {
             let effect = Effect {
                 event_type: envelope.event_type(),
                 appended_ms,
-                occurred_ms: envelope.meta.occurred_at,
+                trace,
             };
             if let Some(cause_id) = envelope.meta.causation_id {
                 match self.seen.get(&cause_id) {
-                    Some(&cause) => self.hop(cause, effect),
+                    Some(&cause) => self.hop(phase, cause, effect),
                     // Topics are fetched independently: an effect can arrive before its cause.
                     None => self.waiting.entry(cause_id).or_default().push(effect),
                 }
@@ -112,7 +155,7 @@ impl Book {
                 .remove(&envelope.meta.event_id)
                 .unwrap_or_default()
             {
-                self.hop(seen, early);
+                self.hop(phase, seen, early);
             }
         }
         let terminal = matches!(
@@ -163,8 +206,15 @@ pub(super) async fn watch(
             continue;
         };
         let appended_ms = message.timestamp().to_millis().unwrap_or_else(now_ms);
+        let trace = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == TRACE_HEADER)
+                .and_then(|h| std::str::from_utf8(h.value?).ok())
+                .and_then(Trace::parse)
+        });
         book.lock()
             .expect("book lock")
-            .observe(&envelope, appended_ms, at);
+            .observe(&envelope, appended_ms, trace, at);
     }
 }

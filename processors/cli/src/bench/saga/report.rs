@@ -2,7 +2,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::bench::PipeResult;
+use crate::bench::{PipeResult, TxPipeResult};
 
 use serde::Serialize;
 
@@ -72,18 +72,39 @@ pub struct HopReport {
     pub to: String,
     /// From the cause's append to the log to the effect's.
     pub hop: Percentiles,
-    /// Of that, from the effect's decision (its `occurred_at`) to its append: the outbox relay.
-    pub relay: Percentiles,
+    /// The same hop in stages, from the `troupe.trace` header (`troupe_runtime::trace`); of
+    /// the hops whose every time is known.
+    pub fetch: Percentiles,
+    pub linger: Percentiles,
+    pub transaction: Percentiles,
+    pub relay_wake: Percentiles,
+    pub produce: Percentiles,
+}
+
+/// What one order costs, over a latency phase: CPU per process, and PostgreSQL's work.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
+    /// CPU microseconds per order ended, per process (the broker and PostgreSQL included).
+    pub cpu_us_per_order: Vec<(String, f64)>,
+    /// The five processors together.
+    pub processors_cpu_us_per_order: f64,
+    /// Transactions committed in the five services' databases, per order.
+    pub pg_transactions_per_order: f64,
+    /// WAL flushes (`pg_stat_wal.wal_sync`, the whole server), per order.
+    pub wal_flushes_per_order: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyReport {
+    /// The share of the sustainable rate offered (`None`: a rate given by hand).
+    pub fraction: Option<f64>,
     pub rate: f64,
     pub seconds: f64,
     pub orders: u64,
     pub completed: u64,
     pub end_to_end: Percentiles,
     pub hops: Vec<HopReport>,
+    pub cost: CostReport,
     pub machine_busy: f64,
     pub processes: Vec<ProcessReport>,
 }
@@ -95,7 +116,10 @@ pub struct SagaReport {
     pub run: String,
     pub cpus: usize,
     pub mix: String,
+    /// Instances of each processor.
+    pub instances: usize,
     pub pipe: PipeResult,
+    pub txpipe: TxPipeResult,
     pub steps: Vec<StepReport>,
     /// Distinct events per order, counted by the observer, not assumed.
     pub messages_per_order: f64,
@@ -106,15 +130,11 @@ pub struct SagaReport {
     pub sustainable_msgs_per_sec: Option<f64>,
     /// (orders/s × messages per order) ÷ pipe messages/s.
     pub ratio_to_pipe: Option<f64>,
-    pub latency: Option<LatencyReport>,
+    /// (orders/s × messages per order) ÷ the transactional baseline's messages/s.
+    pub ratio_to_txpipe: Option<f64>,
+    /// At each share of the sustainable rate asked for, lowest first.
+    pub latency: Vec<LatencyReport>,
     pub dead_letters: i64,
-}
-
-pub(super) fn print_percentiles(label: &str, p: &Percentiles) {
-    println!(
-        "  {label:<44} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-        p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
-    );
 }
 
 pub(super) fn print_processes(processes: &[ProcessReport]) {
@@ -132,7 +152,11 @@ pub(super) fn print_processes(processes: &[ProcessReport]) {
 
 pub(super) fn print_report(report: &SagaReport) {
     println!("{}", report.pipe);
-    println!("\nsaga steps ({} cpus, mix {}):", report.cpus, report.mix);
+    println!("{}", report.txpipe);
+    println!(
+        "\nsaga steps ({} cpus, mix {}, {} instance(s) of each processor):",
+        report.cpus, report.mix, report.instances
+    );
     println!(
         "  {:>8} {:>7} {:>9} {:>11} {:>9} {:>10} {:>8} {:>8} {:>6}  verdict",
         "orders/s",
@@ -168,32 +192,49 @@ pub(super) fn print_report(report: &SagaReport) {
         "\nmessages per order: {:.2} (duplicates written by the relays: {})",
         report.messages_per_order, report.duplicate_messages
     );
-    match (report.sustainable_orders_per_sec, report.sustainable_msgs_per_sec, report.ratio_to_pipe) {
-        (Some(orders), Some(msgs), Some(ratio)) => println!(
-            "sustainable: {orders:.0} orders/s = {msgs:.0} msgs/s = {ratio:.3} × the pipe's {:.0} msgs/s",
-            report.pipe.pipe_msgs_per_sec
+    match (
+        report.sustainable_orders_per_sec,
+        report.sustainable_msgs_per_sec,
+        report.ratio_to_pipe,
+        report.ratio_to_txpipe,
+    ) {
+        (Some(orders), Some(msgs), Some(pipe), Some(txpipe)) => println!(
+            "sustainable: {orders:.0} orders/s = {msgs:.0} msgs/s = {pipe:.3} × the bare pipe ({:.0} msgs/s) = {txpipe:.2} × the transactional baseline ({:.0} msgs/s)",
+            report.pipe.pipe_msgs_per_sec, report.txpipe.msgs_per_sec
         ),
         _ => println!("sustainable: none of the rates tried"),
     }
-    if let Some(latency) = &report.latency {
+    if !report.latency.is_empty() {
+        println!("\nlatency end to end (scheduled send → terminal event), ms:");
         println!(
-            "\nlatency at {:.0} orders/s for {:.0} s ({} of {} orders ended), ms:",
-            latency.rate, latency.seconds, latency.completed, latency.orders
+            "  {:<24} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}",
+            "rate", "count", "p50", "p90", "p99", "p99.9", "max", "busy"
         );
-        println!(
-            "  {:<44} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "", "count", "p50", "p90", "p99", "p99.9", "max"
-        );
-        print_percentiles(
-            "end to end (scheduled send → terminal event)",
-            &latency.end_to_end,
-        );
-        for hop in &latency.hops {
-            print_percentiles(&format!("{} → {}", hop.from, hop.to), &hop.hop);
-            print_percentiles("    of which outbox relay", &hop.relay);
+        for latency in &report.latency {
+            let label = match latency.fraction {
+                Some(f) => format!("{:.0} orders/s ({:.0}%)", latency.rate, f * 100.0),
+                None => format!("{:.0} orders/s", latency.rate),
+            };
+            let p = &latency.end_to_end;
+            println!(
+                "  {label:<24} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5.0}%",
+                p.count,
+                p.p50_ms,
+                p.p90_ms,
+                p.p99_ms,
+                p.p999_ms,
+                p.max_ms,
+                latency.machine_busy * 100.0
+            );
         }
+    }
+    if let Some(latency) = middle(&report.latency) {
+        print_hops(latency);
+        print_cost(&latency.cost, latency.rate);
         println!(
-            "\nprocesses during the latency phase (machine {:.0}% busy):",
+            "\nprocesses at {:.0} orders/s for {:.0} s (machine {:.0}% busy):",
+            latency.rate,
+            latency.seconds,
             latency.machine_busy * 100.0
         );
         print_processes(&latency.processes);
@@ -208,6 +249,53 @@ pub(super) fn print_report(report: &SagaReport) {
     }
     println!("\ndead letters: {}", report.dead_letters);
     println!("* CPU summed over every backend; memory is the largest backend's.");
+}
+
+/// The latency phase nearest half the sustainable rate: where hops and costs are shown.
+fn middle(latency: &[LatencyReport]) -> Option<&LatencyReport> {
+    latency.iter().min_by(|a, b| {
+        let off = |l: &LatencyReport| (l.fraction.unwrap_or(0.5) - 0.5).abs();
+        off(a).total_cmp(&off(b))
+    })
+}
+
+fn print_hops(latency: &LatencyReport) {
+    println!(
+        "\nper hop at {:.0} orders/s, p50 (p99) in ms; stages from the processors' trace header:",
+        latency.rate
+    );
+    println!(
+        "  {:<38} {:>13} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "hop", "total", "fetch", "linger", "transaction", "relay wake", "produce"
+    );
+    let cell = |p: &Percentiles| format!("{:.1} ({:.1})", p.p50_ms, p.p99_ms);
+    for hop in &latency.hops {
+        println!(
+            "  {:<38} {:>13} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            format!("{} → {}", hop.from, hop.to),
+            cell(&hop.hop),
+            cell(&hop.fetch),
+            cell(&hop.linger),
+            cell(&hop.transaction),
+            cell(&hop.relay_wake),
+            cell(&hop.produce),
+        );
+    }
+}
+
+fn print_cost(cost: &CostReport, rate: f64) {
+    println!("\ncost per order at {rate:.0} orders/s:");
+    for (name, us) in &cost.cpu_us_per_order {
+        println!("  {name:<32} {us:>9.0} µs CPU");
+    }
+    println!(
+        "  {:<32} {:>9.0} µs CPU",
+        "the five processors", cost.processors_cpu_us_per_order
+    );
+    println!(
+        "  {:<32} {:>9.1} transactions, {:.1} WAL flushes",
+        "postgresql", cost.pg_transactions_per_order, cost.wal_flushes_per_order
+    );
 }
 
 #[cfg(test)]

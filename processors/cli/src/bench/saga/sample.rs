@@ -35,11 +35,18 @@ pub(super) struct Watched {
 impl Watched {
     pub(super) fn new(deployment: &Deployment) -> Self {
         let mut names = Vec::new();
-        let mut pids = Vec::new();
+        let mut pids: Vec<Vec<u32>> = Vec::new();
+        // Every instance of a service under one name: CPU summed, memory the largest's.
         for (label, pid) in deployment.processes.pids() {
             let service = label.rsplit_once('-').map_or(label.as_str(), |(s, _)| s);
-            names.push(format!("troupe-{service}"));
-            pids.push(vec![pid]);
+            let name = format!("troupe-{service}");
+            match names.iter().position(|n| *n == name) {
+                Some(i) => pids[i].push(pid),
+                None => {
+                    names.push(name);
+                    pids.push(vec![pid]);
+                }
+            }
         }
         for (name, found) in [
             ("broker (Apache Kafka)", probe::pids_with_arg("kafka.Kafka")),
