@@ -67,6 +67,14 @@ impl Service for InventoryService {
         store::load(conn, envelope.meta.order_id, &skus, create).await
     }
 
+    async fn lock_shared(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Envelope],
+    ) -> Result<(), sqlx::Error> {
+        store::lock_stock_of(conn, events).await
+    }
+
     fn decide(&self, known: &Known, envelope: &Envelope, now_ms: i64) -> Decision<Known> {
         let context = Context {
             now_ms,

@@ -21,7 +21,6 @@ use crate::internal_events::{
 };
 use crate::outbox::{self, OutboxRow};
 use crate::processor::{BatchError, Ctx, EVENT_ID_HEADER, EVENT_TYPE_HEADER};
-use crate::service::lock_orders;
 use crate::trace::{now_us, Trace, TRACE_HEADER};
 
 // The large variant is the common one; boxing it would cost an allocation per message.
@@ -61,6 +60,19 @@ impl DeadLetter {
     }
 }
 
+/// A batch-wide handler call's failure as the batch's: it fails the whole batch, which is
+/// retried (a refusal here is not one event's, so nothing is dead-lettered).
+fn handler_result(result: Result<(), HandlerError>) -> Result<(), BatchError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(HandlerError::Database(error)) => Err(error.into()),
+        Err(HandlerError::Store(error)) => Err(BatchError::Store(error)),
+        Err(HandlerError::Rejected(detail)) => {
+            Err(BatchError::Store(format!("batch rejected: {detail}")))
+        }
+    }
+}
+
 /// What a batch did, reported once it is committed.
 #[derive(Default)]
 struct Report {
@@ -87,26 +99,17 @@ impl<H: Handler> Ctx<H> {
         let items = self.decode(batch, received).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        if H::LOCKS_ORDERS {
-            let orders: Vec<Uuid> = items
-                .iter()
-                .filter_map(|item| match item {
-                    Item::Event(envelope, _, _) => Some(envelope.meta.order_id),
-                    Item::Dead(_) => None,
-                })
-                .collect();
-            lock_orders(&mut tx, &orders).await?;
-        }
+        let events: Vec<&Envelope> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Event(envelope, _, _) => Some(envelope),
+                Item::Dead(_) => None,
+            })
+            .collect();
+        handler_result(self.handler.before_batch(&mut tx, &events).await)?;
         let mut report = self.handle_all(&mut tx, items, now, applied).await?;
         let next = next_offsets(batch, |topic| self.topics.base(topic));
-        match self.handler.batch_applied(&mut tx, &next).await {
-            Ok(()) => {}
-            Err(HandlerError::Database(error)) => return Err(error.into()),
-            Err(HandlerError::Store(error)) => return Err(BatchError::Store(error)),
-            Err(HandlerError::Rejected(detail)) => {
-                return Err(BatchError::Store(format!("batch rejected: {detail}")))
-            }
-        }
+        handler_result(self.handler.batch_applied(&mut tx, &next).await)?;
         for dead in &report.dead {
             report.rows.push(self.dead_letter_row(dead));
         }

@@ -43,10 +43,6 @@ pub trait Handler: Send + Sync + 'static {
     /// which says what it subscribes to and may emit.
     const NAME: &'static str;
 
-    /// Whether a batch first locks the orders its events are about (see
-    /// [`crate::batch`]): for state kept per order and changed by load, decide, save.
-    const LOCKS_ORDERS: bool = false;
-
     /// The migrations of the handler's own tables (`sqlx::migrate!("./migrations")`).
     fn migrator(&self) -> &'static sqlx::migrate::Migrator;
 
@@ -70,6 +66,18 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Envelope>, HandlerError>> + Send {
         let _ = source;
         self.handle(conn, envelope, now_ms)
+    }
+
+    /// Called once per batch, in its transaction, before any event is handled, with every
+    /// event of the batch the handler reacts to (duplicates included): the place to lock, in
+    /// one order, what events of different orders share. The default does nothing.
+    fn before_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Envelope],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = (conn, events);
+        async { Ok(()) }
     }
 
     /// Called once per batch, in its transaction, before the commit, with the next offset to

@@ -39,6 +39,18 @@ pub trait Service: Send + Sync + 'static {
         envelope: &Envelope,
     ) -> impl Future<Output = Result<Self::Known, sqlx::Error>> + Send;
 
+    /// Locks, at the start of a batch and after its orders are locked, what events of
+    /// different orders share (inventory: the stock rows of every sku the batch touches, in
+    /// sku order). The default locks nothing more.
+    fn lock_shared(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Envelope],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        let _ = (conn, events);
+        async { Ok(()) }
+    }
+
     /// The pure decision.
     fn decide(
         &self,
@@ -85,7 +97,7 @@ const ORDER_LOCKS: i32 = 0x7472_6F75;
 
 /// Locks `orders` until the transaction ends, in one sorted order so that two batches never
 /// wait on each other in a cycle. A batch of a [`Stateful`] service takes these locks before
-/// anything else. Row locks are not enough: two members of a group can hold events of one order
+/// anything else ([`Handler::before_batch`]). Row locks are not enough: two members of a group can hold events of one order
 /// from different topics at once, and when the order's first event finds no row to lock, both
 /// would decide from nothing and the later save would overwrite the earlier (a shipment that
 /// never heard of its payment was seen so, with two instances of each service).
@@ -115,10 +127,21 @@ pub struct Stateful<S>(pub S);
 
 impl<S: Service> Handler for Stateful<S> {
     const NAME: &'static str = S::NAME;
-    const LOCKS_ORDERS: bool = true;
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         self.0.migrator()
+    }
+
+    /// The batch's orders first, then what the service shares between orders.
+    async fn before_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Envelope],
+    ) -> Result<(), HandlerError> {
+        let orders: Vec<Uuid> = events.iter().map(|e| e.meta.order_id).collect();
+        lock_orders(conn, &orders).await?;
+        self.0.lock_shared(conn, events).await?;
+        Ok(())
     }
 
     async fn handle(

@@ -268,7 +268,11 @@ fn print_hops(latency: &LatencyReport) {
         "  {:<38} {:>13} {:>12} {:>12} {:>12} {:>12} {:>12}",
         "hop", "total", "fetch", "linger", "transaction", "relay wake", "produce"
     );
-    let cell = |p: &Percentiles| format!("{:.1} ({:.1})", p.p50_ms, p.p99_ms);
+    // A stage nobody timed (see the note below the table) is a dash, not a zero.
+    let cell = |p: &Percentiles| match p.count {
+        0 => "-".to_owned(),
+        _ => format!("{:.1} ({:.1})", p.p50_ms, p.p99_ms),
+    };
     for hop in &latency.hops {
         println!(
             "  {:<38} {:>13} {:>12} {:>12} {:>12} {:>12} {:>12}",
@@ -281,6 +285,11 @@ fn print_hops(latency: &LatencyReport) {
             cell(&hop.produce),
         );
     }
+    println!(
+        "  (stages are timed where the effect's writer also relayed it: its commit time is in \
+         that process's memory; with several instances, the relay leader publishes the others' \
+         rows, and those hops have no stages)"
+    );
 }
 
 fn print_cost(cost: &CostReport, rate: f64) {
