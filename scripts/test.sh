@@ -12,7 +12,7 @@ NEXTEST_VERSION=0.9.151
 TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
 export PATH=$TOOLS/bin:$PATH
 if ! cargo nextest --version 2>/dev/null | grep -q "cargo-nextest $NEXTEST_VERSION"; then
-  step "installing cargo-nextest $NEXTEST_VERSION into $TOOLS (first run only: about 8 minutes on 2 cores)"
+  step "installing cargo-nextest $NEXTEST_VERSION into $TOOLS (first run only: about 6 minutes on 2 cores)"
   cargo install --locked --quiet --root "$TOOLS" cargo-nextest --version "$NEXTEST_VERSION"
 fi
 
