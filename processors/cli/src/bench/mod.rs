@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message};
 use troupe_events::topology::Topic;
 use troupe_runtime::admin::TopicAdmin;
@@ -109,13 +109,19 @@ async fn load_input(
             Err((error, _)) => bail!("cannot enqueue: {error}"),
         }
     }
+    acknowledged(deliveries).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Waits for every delivery; the first failure is the error.
+async fn acknowledged(deliveries: Vec<DeliveryFuture>) -> anyhow::Result<()> {
     for delivery in deliveries {
         delivery
             .await
             .context("delivery canceled")?
             .map_err(|(e, _)| e)?;
     }
-    Ok(started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 fn new_producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {

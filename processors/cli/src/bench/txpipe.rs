@@ -137,12 +137,7 @@ async fn run(
                     Err((error, _)) => bail!("cannot enqueue: {error}"),
                 }
             }
-            for delivery in deliveries {
-                delivery
-                    .await
-                    .context("delivery canceled")?
-                    .map_err(|(e, _)| e)?;
-            }
+            super::acknowledged(deliveries).await?;
             sqlx::query("DELETE FROM troupe_outbox WHERE id = ANY($1)")
                 .bind(&ids)
                 .execute(&relay_pool)
