@@ -296,3 +296,77 @@ async fn database_connections_killed_mid_run_are_retried_without_loss() {
     }
     assert!(retries > 0, "no processor retried anything");
 }
+
+/// A request that fails the same way every time it is applied (here a trigger in the order
+/// service's database refuses its customer with a check violation, as a handler bug or a
+/// constraint would) is parked after bounded retries; the orders published right behind it, on
+/// the same partitions, complete, and the processor never restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_parked_and_the_orders_behind_it_complete() {
+    let saga = Saga::start(&TIMERS).await;
+    let url = troupe_runtime::config::with_database(&stack().postgres_url, &saga.database("order"));
+    let orders_db = sqlx::PgPool::connect(&url).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN
+           IF NEW.customer_id = 'cust-poison' THEN
+             RAISE EXCEPTION 'this customer breaks a rule' USING ERRCODE = 'check_violation';
+           END IF;
+           RETURN NEW;
+         END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON orders
+         FOR EACH ROW EXECUTE FUNCTION poison()",
+    ] {
+        sqlx::query(statement).execute(&orders_db).await.unwrap();
+    }
+    let baseline = metric_sum(&saga.metrics("order", 0).await, "troupe_dead_letters_total");
+    assert_eq!(baseline, 0);
+
+    let publisher = publisher(&saga);
+    let codec = Codec::new(
+        &stack().schema_registry_url,
+        &Topics::with_prefix(saga.prefix.clone()),
+    );
+    let poison_id = Uuid::now_v7();
+    let mut poison = samples::sample(EventType::PlaceOrder, poison_id);
+    if let troupe_events::Event::PlaceOrder { customer_id, .. } = &mut poison.event {
+        *customer_id = "cust-poison".into();
+    }
+    let topic = format!("{}{}", saga.prefix, topics::ORDER_COMMANDS);
+    let position = publisher
+        .publish_raw(
+            &topic,
+            Some(&poison_id.to_string()),
+            &codec.encode(&poison).await.unwrap(),
+            &[],
+        )
+        .await
+        .unwrap();
+
+    saga.seed_stock(120, 17).await;
+    saga.place(120, 17, 0);
+    let snapshot = saga.settle(120, Duration::from_secs(120)).await;
+    assert_every_outcome(&snapshot);
+
+    let consumer = reader(&saga, &[topics::DEADLETTER]);
+    let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("the poison parked within 30 s")
+        .unwrap();
+    let get = |name: &str| troupe_e2e::header(&message, name);
+    assert_eq!(get("troupe.dlq.reason"), "handler_failed");
+    assert_eq!(get("troupe.dlq.processor"), "order");
+    assert_eq!(get("troupe.dlq.topic"), topic);
+    assert_eq!(get("troupe.dlq.offset"), position.offset.to_string());
+    assert!(
+        get("troupe.dlq.error").contains("this customer breaks a rule"),
+        "{}",
+        get("troupe.dlq.error")
+    );
+    // The same process counted the dead letter and the retries: it did not restart.
+    let metrics = saga.metrics("order", 0).await;
+    assert_eq!(metric_sum(&metrics, "troupe_dead_letters_total"), 1);
+    assert!(
+        metric_sum(&metrics, "troupe_retries_total") >= 3,
+        "{metrics}"
+    );
+}

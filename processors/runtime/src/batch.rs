@@ -355,6 +355,30 @@ impl<H: Handler> Ctx<H> {
         })
     }
 
+    /// Parks one message that keeps failing deterministically (`crate::poison`): its dead
+    /// letter alone, in a transaction of its own.
+    pub(crate) async fn park(
+        &self,
+        message: &OwnedMessage,
+        detail: &str,
+    ) -> Result<(), BatchError> {
+        let dead = DeadLetter::of(message, Reason::HandlerFailed, detail.to_owned());
+        let mut tx = self.pool.begin().await?;
+        outbox::append(&mut tx, &[self.dead_letter_row(&dead)]).await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        DeadLettered {
+            processor: H::NAME,
+            reason: dead.reason.code(),
+            detail: &dead.detail,
+            topic: &dead.origin.topic,
+            partition: dead.origin.partition,
+            offset: dead.origin.offset,
+        }
+        .emit(&self.metrics);
+        Ok(())
+    }
+
     fn dead_letter_row(&self, dead: &DeadLetter) -> OutboxRow {
         OutboxRow {
             topic: self.topics.name(base_topics::DEADLETTER),

@@ -17,15 +17,19 @@ pub enum Reason {
     InvalidEvent,
     /// The handler refused it (a state it can never apply to).
     Rejected,
+    /// Applying it failed the same deterministic way (a constraint or data error from the
+    /// database, or a handler panic) every time it was tried alone.
+    HandlerFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::NoConfluentFraming,
         Reason::UnknownSchemaId,
         Reason::UndecodableAvro,
         Reason::InvalidEvent,
         Reason::Rejected,
+        Reason::HandlerFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Reason {
             Reason::UndecodableAvro => "undecodable_avro",
             Reason::InvalidEvent => "invalid_event",
             Reason::Rejected => "rejected",
+            Reason::HandlerFailed => "handler_failed",
         }
     }
 }

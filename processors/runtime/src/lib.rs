@@ -24,6 +24,7 @@ pub mod internal_events;
 pub mod lag;
 pub mod metrics;
 pub mod outbox;
+mod poison;
 pub mod processor;
 pub mod publish;
 pub mod service;

@@ -19,11 +19,10 @@ use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
 use crate::group::{self, GroupConsumer};
 use crate::handler::Handler;
-use crate::internal_events::{
-    BatchFailed, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
-};
+use crate::internal_events::{InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed};
 use crate::metrics::{self, Metrics};
 use crate::outbox::{self, Backoff, CommitTimes, Relay};
+use crate::poison;
 use crate::topics::Topics;
 use crate::trace::now_us;
 
@@ -59,6 +58,8 @@ pub(crate) enum BatchError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    #[error("handler panicked: {0}")]
+    Panicked(String),
 }
 
 pub(crate) struct Ctx<H> {
@@ -203,7 +204,6 @@ async fn consume<H: Handler>(
     config: &ProcessorConfig,
     stop: &CancellationToken,
 ) {
-    let mut backoff = Backoff::new();
     loop {
         let first = tokio::select! {
             () = stop.cancelled() => return,
@@ -245,25 +245,10 @@ async fn consume<H: Handler>(
                 Err(_) => break,
             }
         }
-        loop {
-            match ctx.apply(&batch, &received).await {
-                Ok(()) => break,
-                Err(error) => {
-                    BatchFailed {
-                        processor: H::NAME,
-                        error: &error,
-                        messages: batch.len(),
-                    }
-                    .emit(&ctx.metrics);
-                    if stop.is_cancelled() {
-                        // Not stored: the batch is delivered again after a restart.
-                        return;
-                    }
-                    backoff.wait().await;
-                }
-            }
+        if let poison::Outcome::Stopped = poison::apply(ctx, &batch, &received, stop).await {
+            // Not stored: the batch is delivered again after a restart.
+            return;
         }
-        backoff.reset();
         group::store_applied(consumer, &batch);
     }
 }
