@@ -120,6 +120,17 @@ impl Handler for Projector {
         pg::migrator()
     }
 
+    /// Every attempt at a batch starts from nothing collected: an attempt that failed (or
+    /// panicked) half-way must not leave its events to be applied again with the retry's.
+    async fn before_batch(
+        &self,
+        _conn: &mut PgConnection,
+        _events: &[&Envelope],
+    ) -> Result<(), HandlerError> {
+        self.pending.lock().expect("pending lock").clear();
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _conn: &mut PgConnection,

@@ -3,8 +3,10 @@
 //! choreography, commit, then report. Timers fire the same way.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
+use futures::FutureExt;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use sqlx::PgConnection;
@@ -47,9 +49,11 @@ impl DeadLetter {
         DeadLetter {
             reason,
             detail,
+            // PostgreSQL's text refuses NUL (a binary key, say); it is written escaped, or
+            // the dead letter itself could never be written.
             key: message
                 .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
+                .map(|k| String::from_utf8_lossy(k).replace('\0', "\\0")),
             payload: message.payload().map(<[u8]>::to_vec),
             origin: Origin {
                 topic: message.topic().to_owned(),
@@ -73,6 +77,15 @@ fn handler_result(result: Result<(), HandlerError>) -> Result<(), BatchError> {
     }
 }
 
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// What a batch did, reported once it is committed.
 #[derive(Default)]
 struct Report {
@@ -88,13 +101,37 @@ struct Report {
 }
 
 impl<H: Handler> Ctx<H> {
-    /// Applies `batch`, whose messages were received at `received` (µs since the epoch).
+    /// Applies `batch`, whose messages were received at `received` (µs since the epoch). A
+    /// panic up to the commit (a handler's, say) is caught and returned as
+    /// [`BatchError::Panicked`]: its transaction is dropped, so rolled back. What follows the
+    /// commit is not covered: a committed batch must not be tried again.
     pub(crate) async fn apply(
         &self,
         batch: &[OwnedMessage],
         received: &[i64],
     ) -> Result<(), BatchError> {
         let started = Instant::now();
+        let (report, ids) = match AssertUnwindSafe(self.transaction(batch, received))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result?,
+            Err(panic) => return Err(BatchError::Panicked(panic_message(&*panic))),
+        };
+        if !ids.is_empty() {
+            self.commits.record(&ids, now_us());
+            self.wake.notify_one();
+        }
+        self.report(&report, started.elapsed().as_secs_f64(), batch.len());
+        Ok(())
+    }
+
+    /// The batch's transaction, committed: what it did, and the ids of its outbox rows.
+    async fn transaction(
+        &self,
+        batch: &[OwnedMessage],
+        received: &[i64],
+    ) -> Result<(Report, Vec<i64>), BatchError> {
         let applied = now_us();
         let items = self.decode(batch, received).await?;
         let now = now_ms();
@@ -115,12 +152,7 @@ impl<H: Handler> Ctx<H> {
         }
         let ids = outbox::append(&mut tx, &report.rows).await?;
         tx.commit().await?;
-        if !ids.is_empty() {
-            self.commits.record(&ids, now_us());
-            self.wake.notify_one();
-        }
-        self.report(&report, started.elapsed().as_secs_f64(), batch.len());
-        Ok(())
+        Ok((report, ids))
     }
 
     /// Decodes every message; a transient failure (the registry) fails the batch. Events the

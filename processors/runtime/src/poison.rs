@@ -5,9 +5,6 @@
 //! parked on the dead-letter topic (`handler_failed`, with the error), so the partition moves
 //! on and the orders behind it are not held up. The process never restarts for it.
 
-use std::panic::AssertUnwindSafe;
-
-use futures::FutureExt;
 use rdkafka::message::OwnedMessage;
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +50,7 @@ pub(crate) async fn apply<H: Handler>(
     let mut backoff = Backoff::new();
     let mut in_a_row = 0;
     loop {
-        let error = match attempt(ctx, batch, received).await {
+        let error = match ctx.apply(batch, received).await {
             Ok(()) => return Outcome::Done,
             Err(error) => error,
         };
@@ -89,29 +86,6 @@ pub(crate) async fn apply<H: Handler>(
             return park(ctx, &batch[0], &error, stop).await;
         }
         backoff.wait().await;
-    }
-}
-
-/// One try, a panic in the handler caught as an error (its transaction is dropped, so rolled
-/// back).
-async fn attempt<H: Handler>(
-    ctx: &Ctx<H>,
-    batch: &[OwnedMessage],
-    received: &[i64],
-) -> Result<(), BatchError> {
-    match AssertUnwindSafe(ctx.apply(batch, received))
-        .catch_unwind()
-        .await
-    {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_owned());
-            Err(BatchError::Panicked(message))
-        }
     }
 }
 
