@@ -396,6 +396,14 @@ impl<H: Handler> Ctx<H> {
     ) -> Result<(), BatchError> {
         let dead = DeadLetter::of(message, Reason::HandlerFailed, detail.to_owned());
         let mut tx = self.pool.begin().await?;
+        // As for any batch, the handler hears that the message was read past (a read model
+        // records its position, so reads waiting for that offset are not held up); nothing was
+        // collected for it.
+        handler_result(self.handler.before_batch(&mut tx, &[]).await)?;
+        let next = next_offsets(std::slice::from_ref(message), |topic| {
+            self.topics.base(topic)
+        });
+        handler_result(self.handler.batch_applied(&mut tx, &next).await)?;
         outbox::append(&mut tx, &[self.dead_letter_row(&dead)]).await?;
         tx.commit().await?;
         self.wake.notify_one();
