@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use troupe_e2e::TempDir;
-use troupe_testkit::{binary, stack, unique};
+use troupe_testkit::{binary, stack, unique, wait_until};
 
 fn troupe(args: &[&str], topics_file: &Path) -> Output {
     Command::new(binary("troupe"))
@@ -204,6 +204,26 @@ async fn config_drift_is_reported() {
         )
         .await
         .unwrap();
+    // A created topic reaches the broker's metadata a moment after the controller accepts it
+    // (a check run at once has been seen to call it missing).
+    wait_until(
+        "the topic in the broker's metadata",
+        Duration::from_secs(20),
+        || {
+            let listed = admin
+                .inner()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .ok()
+                .filter(|m| {
+                    m.topics()
+                        .iter()
+                        .any(|t| t.name() == topic && t.error().is_none())
+                })
+                .map(|_| ());
+            async move { listed }
+        },
+    )
+    .await;
     let path = dir.path().join("topics.yaml");
     std::fs::write(
         &path,
