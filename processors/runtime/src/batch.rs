@@ -327,15 +327,7 @@ impl<H: Handler> Ctx<H> {
     /// Everything a committed batch did, as internal events.
     fn report(&self, report: &Report, seconds: f64, messages: usize) {
         for dead in &report.dead {
-            DeadLettered {
-                processor: H::NAME,
-                reason: dead.reason.code(),
-                detail: &dead.detail,
-                topic: &dead.origin.topic,
-                partition: dead.origin.partition,
-                offset: dead.origin.offset,
-            }
-            .emit(&self.metrics);
+            self.dead_lettered(dead);
         }
         for (on, emitted) in &report.reactions {
             Reacted {
@@ -407,6 +399,12 @@ impl<H: Handler> Ctx<H> {
         outbox::append(&mut tx, &[self.dead_letter_row(&dead)]).await?;
         tx.commit().await?;
         self.wake.notify_one();
+        self.dead_lettered(&dead);
+        Ok(())
+    }
+
+    /// A committed dead letter, as its internal event.
+    fn dead_lettered(&self, dead: &DeadLetter) {
         DeadLettered {
             processor: H::NAME,
             reason: dead.reason.code(),
@@ -416,7 +414,6 @@ impl<H: Handler> Ctx<H> {
             offset: dead.origin.offset,
         }
         .emit(&self.metrics);
-        Ok(())
     }
 
     fn dead_letter_row(&self, dead: &DeadLetter) -> OutboxRow {
