@@ -36,6 +36,53 @@ fn write_topology(dir: &TempDir, topics: &[(&str, i32)]) -> std::path::PathBuf {
     path
 }
 
+/// Creates `topic` behind troupe's back, as an operator would by hand, and waits until the
+/// broker's metadata lists it with a leader for every partition (a created topic reaches the
+/// metadata a moment after the controller accepts it; a check run at once has been seen to
+/// call it missing).
+async fn create_by_hand(topic: &str, partitions: i32, config: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .create()
+        .unwrap();
+    let new = config.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+        |new, (k, v)| new.set(k, v),
+    );
+    let results = admin
+        .create_topics(
+            &[new],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    wait_until(
+        "the topic's leaders in the broker's metadata",
+        Duration::from_secs(20),
+        || {
+            let led = partitions_led(topic) == Some(partitions as usize);
+            async move { led.then_some(()) }
+        },
+    )
+    .await;
+}
+
+/// How many partitions of `topic` the broker's metadata lists, when each has a leader.
+fn partitions_led(topic: &str) -> Option<usize> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_bootstrap)
+        .create()
+        .unwrap();
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let listed = metadata.topics().iter().find(|t| t.name() == topic)?;
+    let led = listed.error().is_none() && listed.partitions().iter().all(|p| p.leader() >= 0);
+    led.then_some(listed.partitions().len())
+}
+
 #[test]
 fn apply_creates_missing_topics_and_is_idempotent() {
     let dir = TempDir::new("topics");
@@ -82,18 +129,7 @@ async fn drift_is_reported_and_nothing_is_changed() {
     let dir = TempDir::new("drift");
     let topic = unique("drift");
     // Someone created the topic by hand with 2 partitions; topics.yaml says 4.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_bootstrap)
-        .create()
-        .unwrap();
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .unwrap();
-    assert!(results[0].is_ok(), "{results:?}");
+    create_by_hand(&topic, 2, &[]).await;
     let file = write_topology(&dir, &[(&topic, 4)]);
 
     let file_for_check = file.clone();
@@ -119,13 +155,9 @@ async fn drift_is_reported_and_nothing_is_changed() {
         "{}",
         stdout(&apply)
     );
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .unwrap();
     assert_eq!(
-        metadata.topics()[0].partitions().len(),
-        2,
+        partitions_led(&topic),
+        Some(2),
         "apply must not alter the topic"
     );
 }
@@ -193,37 +225,7 @@ fn bad_arguments_are_one_line_and_exit_2() {
 async fn config_drift_is_reported() {
     let dir = TempDir::new("config-drift");
     let topic = unique("cfgdrift");
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_bootstrap)
-        .create()
-        .unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("retention.ms", "1000")],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .unwrap();
-    // A created topic reaches the broker's metadata a moment after the controller accepts it
-    // (a check run at once has been seen to call it missing).
-    wait_until(
-        "the topic in the broker's metadata",
-        Duration::from_secs(20),
-        || {
-            let listed = admin
-                .inner()
-                .fetch_metadata(Some(&topic), Duration::from_secs(5))
-                .ok()
-                .filter(|m| {
-                    m.topics()
-                        .iter()
-                        .any(|t| t.name() == topic && t.error().is_none())
-                })
-                .map(|_| ());
-            async move { listed }
-        },
-    )
-    .await;
+    create_by_hand(&topic, 1, &[("retention.ms", "1000")]).await;
     let path = dir.path().join("topics.yaml");
     std::fs::write(
         &path,

@@ -173,6 +173,12 @@ impl TopicAdmin {
 
     /// Partition counts of every topic the broker has.
     pub async fn existing_topics(&self) -> Result<BTreeMap<String, i32>, AdminError> {
+        self.partition_counts(false).await
+    }
+
+    /// Per topic, its partitions (`led_only`: only those with a leader and no error, the
+    /// ones a client can produce to and list offsets of).
+    async fn partition_counts(&self, led_only: bool) -> Result<BTreeMap<String, i32>, AdminError> {
         let client = Arc::clone(&self.client);
         let timeout = self.config.request_timeout;
         let bootstrap = self.config.bootstrap.clone();
@@ -184,7 +190,13 @@ impl TopicAdmin {
             Ok(metadata
                 .topics()
                 .iter()
-                .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+                .map(|t| {
+                    let partitions = t
+                        .partitions()
+                        .iter()
+                        .filter(|p| !led_only || (p.leader() >= 0 && p.error().is_none()));
+                    (t.name().to_owned(), partitions.count() as i32)
+                })
                 .collect())
         })
         .await
@@ -326,12 +338,13 @@ impl TopicAdmin {
         }
     }
 
-    /// Waits until the broker's metadata lists every created topic with its partitions, so a
-    /// caller can produce to them at once.
+    /// Waits until the broker's metadata lists every created topic with a leader for each of
+    /// its partitions, so a caller can produce to them and list their offsets at once (a
+    /// freshly started broker can take seconds to elect them).
     async fn wait_for_metadata(&self, topics: &[&Topic]) -> Result<(), AdminError> {
         let deadline = tokio::time::Instant::now() + self.config.request_timeout;
         loop {
-            let existing = self.existing_topics().await?;
+            let existing = self.partition_counts(true).await?;
             let ready = topics
                 .iter()
                 .all(|t| existing.get(&t.name).is_some_and(|&p| p >= t.partitions));

@@ -106,13 +106,7 @@ impl LagProbe {
                     source,
                 })?;
         }
-        let ends = self
-            .watermarks
-            .offsets_for_times(wanted, TIMEOUT)
-            .map_err(|source| LagError {
-                what: "cannot read the log ends".into(),
-                source,
-            })?;
+        let ends = self.list_ends(wanted)?;
         let mut highs = BTreeMap::new();
         for element in ends.elements() {
             let Offset::Offset(end) = element.offset() else {
@@ -132,6 +126,26 @@ impl LagProbe {
             highs.insert((element.topic().to_owned(), element.partition()), end);
         }
         Ok(highs)
+    }
+
+    /// ListOffsets, asked again while a partition has no leader yet or its leader moves (a
+    /// topic just created, a broker restarting), up to the probe's timeout.
+    fn list_ends(&self, wanted: TopicPartitionList) -> Result<TopicPartitionList, LagError> {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            match self.watermarks.offsets_for_times(wanted.clone(), TIMEOUT) {
+                Err(source) if is_retriable(&source) && std::time::Instant::now() < deadline => {
+                    tracing::debug!(%source, "log ends not readable yet");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                result => {
+                    return result.map_err(|source| LagError {
+                        what: "cannot read the log ends".into(),
+                        source,
+                    })
+                }
+            }
+        }
     }
 
     /// The committed offset of `group` on each of `partitions` (0 when it committed nothing:
@@ -231,4 +245,15 @@ impl LagProbe {
             })
             .collect())
     }
+}
+
+/// Errors a broker reports while leadership is being settled; asking again shortly succeeds.
+fn is_retriable(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{
+        LeaderNotAvailable, NotLeaderForPartition, UnknownTopicOrPartition,
+    };
+    matches!(
+        error.rdkafka_error_code(),
+        Some(NotLeaderForPartition | LeaderNotAvailable | UnknownTopicOrPartition)
+    )
 }
