@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ProcessorConfig;
 use crate::internal_events::{InternalEvent, PartitionLag};
 use crate::lag::LagProbe;
+use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::topics::Topics;
 
@@ -137,7 +138,7 @@ pub async fn leave(consumer: Arc<GroupConsumer>) {
 /// it, so the figure stays current while the loop is busy or stuck (librdkafka's own statistics
 /// reach the application behind every prefetched message).
 pub async fn report_lag(
-    consumer: Arc<GroupConsumer>,
+    membership: Arc<Membership>,
     config: ProcessorConfig,
     processor: &'static str,
     topics: Topics,
@@ -161,7 +162,7 @@ pub async fn report_lag(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(config.lag_interval) => {}
         }
-        let owned: Vec<(String, i32)> = match consumer.assignment() {
+        let owned: Vec<(String, i32)> = match membership.current().assignment() {
             Ok(list) => list
                 .elements()
                 .iter()

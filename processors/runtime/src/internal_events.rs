@@ -61,6 +61,24 @@ impl<E: Display> InternalEvent for KafkaReceiveFailed<'_, E> {
     }
 }
 
+/// The broker listed no member of this instance in its group for the watchdog's grace while
+/// the loop waited for messages; the consumer was replaced by a new one.
+#[derive(Debug)]
+pub struct ConsumerRejoined<'a, E: Display + std::fmt::Debug> {
+    pub processor: &'a str,
+    pub result: &'a Result<(), E>,
+}
+
+impl<E: Display + std::fmt::Debug> InternalEvent for ConsumerRejoined<'_, E> {
+    fn emit(self, metrics: &Metrics) {
+        match self.result {
+            Ok(()) => tracing::warn!(processor = self.processor, "the broker lists this instance in no group; the consumer was replaced and joins again"),
+            Err(error) => tracing::warn!(%error, processor = self.processor, "the broker lists this instance in no group, and a new consumer could not be created; trying again later"),
+        }
+        metrics.retry(self.processor, "rejoin");
+    }
+}
+
 /// Applying a batch failed (the database, a store, the registry); it is retried whole.
 #[derive(Debug)]
 pub struct BatchFailed<'a, E: Display> {

@@ -22,6 +22,7 @@ pub mod group;
 pub mod handler;
 pub mod internal_events;
 pub mod lag;
+pub mod membership;
 pub mod metrics;
 pub mod outbox;
 mod poison;

@@ -17,9 +17,12 @@ use troupe_events::choreography::Choreography;
 
 use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::ProcessorConfig;
-use crate::group::{self, GroupConsumer};
+use crate::group;
 use crate::handler::Handler;
-use crate::internal_events::{InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed};
+use crate::internal_events::{
+    ConsumerRejoined, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
+};
+use crate::membership::{self, Membership, Watchdog};
 use crate::metrics::{self, Metrics};
 use crate::outbox::{self, Backoff, CommitTimes, Relay};
 use crate::poison;
@@ -118,7 +121,7 @@ pub async fn start<H: Handler>(
             H::NAME
         )));
     }
-    let consumer = Arc::new(group::subscribe(&config, H::NAME, &subscribed)?);
+    let membership = Arc::new(Membership::subscribe(&config, H::NAME, &subscribed)?);
 
     let listener = TcpListener::bind(&config.metrics_listen)
         .await
@@ -171,7 +174,7 @@ pub async fn start<H: Handler>(
         .map(|every| tokio::spawn(tick_loop(ctx.clone(), every, stop.clone())));
     tokio::spawn(housekeeping(ctx.clone(), config.inbox_keep, stop.clone()));
     let lag = tokio::spawn(group::report_lag(
-        consumer.clone(),
+        membership.clone(),
         config.clone(),
         H::NAME,
         ctx.topics.clone(),
@@ -182,11 +185,16 @@ pub async fn start<H: Handler>(
     tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
 
     Ok(async move {
-        consume(&ctx, &consumer, &config, &stop).await;
+        consume(&ctx, &membership, &config, &stop).await;
         metrics.set_ready(false);
         // The lag task shares the consumer; it stops on `stop` too.
         let _ = lag.await;
-        group::leave(consumer).await;
+        match Arc::try_unwrap(membership) {
+            Ok(membership) => membership.leave().await,
+            Err(_) => tracing::warn!(
+                "the consumer is still shared; it leaves the group when the last user drops it"
+            ),
+        }
         if let Some(ticker) = ticker {
             let _ = ticker.await;
         }
@@ -197,17 +205,31 @@ pub async fn start<H: Handler>(
     })
 }
 
-/// Runs batches until `stop`, storing the offsets of each batch applied.
+/// Runs batches until `stop`, storing the offsets of each batch applied. While it waits for
+/// messages, it checks every session timeout that the broker still lists this instance in its
+/// group, and replaces the consumer when not (see [`membership`]).
 async fn consume<H: Handler>(
     ctx: &Ctx<H>,
-    consumer: &GroupConsumer,
+    membership: &Arc<Membership>,
     config: &ProcessorConfig,
     stop: &CancellationToken,
 ) {
+    let session = Duration::from_millis(config.session_timeout_ms);
+    let mut watchdog = Watchdog::new(membership::grace(session));
+    let mut last_received = Instant::now();
+    let mut watch = tokio::time::interval(session);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let consumer = membership.current();
         let first = tokio::select! {
             () = stop.cancelled() => return,
             message = consumer.recv() => message,
+            _ = watch.tick() => {
+                if last_received.elapsed() >= session {
+                    watch_membership(ctx, membership, &mut watchdog).await;
+                }
+                continue;
+            }
         };
         let first = match first {
             Ok(message) => (message.detach(), now_us()),
@@ -223,6 +245,8 @@ async fn consume<H: Handler>(
                 continue;
             }
         };
+        last_received = Instant::now();
+        watchdog.observe(membership::Seen::Member, last_received);
         let (first, received) = first;
         let mut batch = vec![first];
         // When each message was received, for the trace of what it causes.
@@ -249,7 +273,28 @@ async fn consume<H: Handler>(
             // Not stored: the batch is delivered again after a restart.
             return;
         }
-        group::store_applied(consumer, &batch);
+        group::store_applied(&consumer, &batch);
+    }
+}
+
+/// Asks the broker whether this instance is in its group and replaces the consumer when the
+/// watchdog says so.
+async fn watch_membership<H: Handler>(
+    ctx: &Ctx<H>,
+    membership: &Arc<Membership>,
+    watchdog: &mut Watchdog,
+) {
+    let asking = membership.clone();
+    let Ok(seen) = tokio::task::spawn_blocking(move || asking.seen()).await else {
+        return;
+    };
+    if watchdog.observe(seen, Instant::now()) {
+        let result = membership.rejoin();
+        ConsumerRejoined {
+            processor: H::NAME,
+            result: &result,
+        }
+        .emit(&ctx.metrics);
     }
 }
 
