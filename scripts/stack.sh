@@ -224,9 +224,17 @@ render() {
 }
 
 # A Kafka cluster id: 16 random bytes, base64url without padding (what `kafka-storage.sh
-# random-uuid` prints), made here to save a JVM start.
+# random-uuid` prints), made here to save a JVM start. Like Kafka's own, never one starting
+# with "-": the storage tool would read it as an option (1 start in 64 failed that way).
 kafka_cluster_id() {
-  python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+  python3 -c '
+import base64, uuid
+while True:
+    id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not id.startswith("-"):
+        print(id)
+        break
+'
 }
 
 kafka_started() {

@@ -295,6 +295,35 @@ async fn upgrading_a_producer_before_its_consumers_dead_letters_what_they_cannot
             "{processor}: {error}"
         );
     }
+
+    // The rollout finished: the consumers upgraded, what they parked goes back, and every
+    // order ends as if nothing had happened.
+    for service in SERVICES.iter().filter(|s| **s != "order") {
+        saga.stop(service, 0).await;
+        saga.spawn(service, 0);
+        saga.wait_healthy(service, 0).await;
+    }
+    let shown: Value =
+        serde_json::from_slice(&saga.troupe(&["deadletters", "show", "0", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(shown["event_type"], "OrderPlaced", "{shown}");
+    assert!(
+        shown["payload"]["value"]["metadata"]["order_id"].is_string(),
+        "decoded through the registry: {shown}"
+    );
+    let parked = saga.dead_letters();
+    let redrive: Value =
+        serde_json::from_slice(&saga.troupe(&["deadletters", "redrive", "--json"]).stdout).unwrap();
+    assert_eq!(
+        redrive["moved"].as_array().unwrap().len() as i64,
+        parked,
+        "{redrive}"
+    );
+    let snapshot = saga.settle(10, Duration::from_secs(120)).await;
+    assert_eq!(snapshot.orders.len(), 10);
+    let left: Value =
+        serde_json::from_slice(&saga.troupe(&["deadletters", "list", "--json"]).stdout).unwrap();
+    assert_eq!(left, json!([]), "nothing is parked any more");
 }
 
 #[test]

@@ -49,6 +49,21 @@ async fn restart_mid_run(server: &'static str, seed: u64) {
     let snapshot = saga.settle(800, Duration::from_secs(240)).await;
     assert_every_outcome(&snapshot);
     assert_eq!(saga.dead_letters(), 0, "nothing is bad input here");
+    // For the reader of a run: how often a consumer stuck after the restart was replaced.
+    let mut replaced = Vec::new();
+    for service in SERVICES {
+        let metrics = saga.metrics(service, 0).await;
+        let rejoins: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("troupe_retries_total") && l.contains("stage=\"rejoin\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64;
+        replaced.push(format!("{service} {rejoins}"));
+    }
+    println!(
+        "consumers replaced by the membership watchdog: {}",
+        replaced.join(", ")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

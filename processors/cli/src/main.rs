@@ -1,6 +1,7 @@
 //! `troupe`: the operator's command line.
 
 mod bench;
+mod deadletters;
 mod deploy;
 mod orders;
 mod produce;
@@ -65,6 +66,10 @@ enum Command {
     /// Run the processors, the projector and the query API as local processes (the demo).
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// What is parked on the dead-letter topic, and sending it back: stats, list, show,
+    /// redrive.
+    #[command(subcommand)]
+    Deadletters(deadletters::DeadLettersCommand),
     /// The choreography (choreography.yaml): check it, draw it.
     #[command(subcommand)]
     Saga(saga::SagaCommand),
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             Command::Readmodels(command) => readmodels::run(command).await,
             Command::Saga(command) => saga::run(command, &cli.topics_file).await,
             Command::Deploy(command) => deploy::run(command).await,
+            Command::Deadletters(command) => deadletters::run(command, &cli.topics_file).await,
         }
     });
     match result {

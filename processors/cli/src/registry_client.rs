@@ -85,6 +85,18 @@ impl RegistryClient {
         }
     }
 
+    /// The schema registered under `id`, as its JSON text; `None` when the registry does not
+    /// know the id.
+    pub async fn schema_by_id(&self, id: u32) -> anyhow::Result<Option<String>> {
+        match self
+            .call(reqwest::Method::GET, &format!("/schemas/ids/{id}"), None)
+            .await?
+        {
+            Ok(body) => Ok(body["schema"].as_str().map(str::to_owned)),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Checks the registry answers at all.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.call(reqwest::Method::GET, "/subjects", None)

@@ -41,6 +41,8 @@ struct DeadLetter {
     key: Option<String>,
     payload: Option<Vec<u8>>,
     origin: Origin,
+    /// The message's own headers.
+    headers: Vec<(String, String)>,
 }
 
 impl DeadLetter {
@@ -60,6 +62,7 @@ impl DeadLetter {
                 partition: message.partition(),
                 offset: message.offset(),
             },
+            headers: crate::processor::headers_of(message.headers()),
         }
     }
 }
@@ -252,6 +255,9 @@ impl<H: Handler> Ctx<H> {
                     self.emitted(&mut report, on, &outputs, trace).await?;
                 }
                 Err(HandlerError::Rejected(detail)) => {
+                    // Not applied: its id leaves the inbox again, so the event is applied
+                    // if it is redriven once the state allows it.
+                    outbox::release_inbox(&mut *tx, envelope.meta.event_id).await?;
                     report
                         .dead
                         .push(DeadLetter::of(message, Reason::Rejected, detail));
@@ -421,7 +427,13 @@ impl<H: Handler> Ctx<H> {
             topic: self.topics.name(base_topics::DEADLETTER),
             key: dead.key.clone(),
             payload: dead.payload.clone(),
-            headers: dead_letter_headers(dead.reason, &dead.detail, H::NAME, &dead.origin),
+            headers: dead_letter_headers(
+                dead.reason,
+                &dead.detail,
+                H::NAME,
+                &dead.origin,
+                &dead.headers,
+            ),
         }
     }
 }

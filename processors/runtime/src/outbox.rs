@@ -87,6 +87,16 @@ pub async fn claim_inbox(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Forgets an event id claimed in this transaction whose event was not applied (refused and
+/// dead-lettered), so that a redriven copy is applied instead of skipped as a duplicate.
+pub async fn release_inbox(conn: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM troupe_inbox WHERE event_id = $1")
+        .bind(event_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Appends rows to the outbox, in order, and wakes the relay at commit; returns their ids.
 pub async fn append(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<Vec<i64>, sqlx::Error> {
     if rows.is_empty() {

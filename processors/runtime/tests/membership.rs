@@ -79,7 +79,8 @@ async fn the_broker_lists_a_member_until_it_leaves_and_a_replaced_consumer_reads
     config.group_id = unique("membership-group");
     config.instance = unique("membership-instance");
     let observer = GroupObserver::new(&stack().kafka_bootstrap).unwrap();
-    let membership = Membership::subscribe(&config, "membership", &std::slice::from_ref(&topic)).unwrap();
+    let membership =
+        Membership::subscribe(&config, "membership", std::slice::from_ref(&topic)).unwrap();
 
     produce(&topic, "first").await;
     receive(&membership, "first").await;
