@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test lint fmt unit build bench bench-saga
+.PHONY: help up down status demo test lint fmt unit build bench bench-saga chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,11 @@ bench-saga: ## the saga under open-loop load against a bare pipe (release build,
 	@scripts/stack.sh up
 	cargo build --release --workspace --bins --locked
 	@source .troupe/stack.env && "$${CARGO_TARGET_DIR:-target}/release/troupe" bench saga $(BENCH_ARGS)
+
+chaos: ## the chaos soak: TROUPE_CHAOS_ROUNDS rounds of faults under load (default 20, ~1 min each)
+	@scripts/stack.sh up
+	cargo build --workspace --bins --tests --locked
+	@source .troupe/stack.env && TROUPE_CHAOS_ROUNDS=$${TROUPE_CHAOS_ROUNDS:-20} cargo test -p troupe-e2e --test chaos --locked -- --nocapture
 
 build: ## build every binary
 	cargo build --workspace --bins --locked
