@@ -5,7 +5,7 @@
 //!
 //! Faults, in turn: kill -9 of a random processor instance; the broker stopped and started;
 //! PostgreSQL stopped and started; an instance frozen (SIGSTOP) past its session timeout, then
-//! thawed (SIGCONT); a processor scaled 1 → 3 → 1. Two instances of every service run, so a
+//! thawed (SIGCONT); a service scaled from 2 instances to 4 and back. Two instances of every service run, so a
 //! frozen or killed one has a survivor to take its partitions.
 //!
 //! `make test` runs one round of each (`TROUPE_CHAOS_ROUNDS`, default 5); `make chaos` runs

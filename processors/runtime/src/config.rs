@@ -186,7 +186,8 @@ pub struct ProcessorConfig {
     pub database_url: String,
     /// `TROUPE_GROUP_ID`, default `troupe-<name>`.
     pub group_id: String,
-    /// `TROUPE_INSTANCE`, default the host name and pid: names this process in logs and metrics.
+    /// `TROUPE_INSTANCE`, default `<name>-<host>-<pid>`: names this process in logs and metrics,
+    /// and is its client id, by which the membership watchdog finds it in its group.
     pub instance: String,
     /// `TROUPE_METRICS_LISTEN`, default `127.0.0.1:0` (any free port).
     pub metrics_listen: String,
@@ -234,7 +235,7 @@ impl ProcessorConfig {
             registry: RegistryConfig::from_env(),
             database_url: PostgresConfig::from_env().database_url(&database),
             group_id: env_or("TROUPE_GROUP_ID", group),
-            instance: env_or("TROUPE_INSTANCE", format!("{name}-{}", std::process::id())),
+            instance: env_or("TROUPE_INSTANCE", default_instance(name)),
             metrics_listen: env_or("TROUPE_METRICS_LISTEN", "127.0.0.1:0"),
             static_member_id: std::env::var("TROUPE_STATIC_MEMBER_ID")
                 .ok()
@@ -247,6 +248,18 @@ impl ProcessorConfig {
             batch_linger: Duration::from_millis(number("TROUPE_BATCH_LINGER_MS", 2)),
         }
     }
+}
+
+/// `<name>-<host>-<pid>`: unique per process even in containers, where every process may be
+/// pid 1 (the host name is the pod's name there).
+fn default_instance(name: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{name}-{host}-{}", std::process::id())
 }
 
 #[cfg(test)]

@@ -108,16 +108,18 @@ impl GroupObserver {
                 Seen::Unknown
             }
             Ok(list) => {
-                let listed = list
+                // Only a group the coordinator described counts: librdkafka returns Ok with no
+                // group, or a group without a state, when a broker answered with an error.
+                let described = list
                     .groups()
                     .iter()
-                    .filter(|g| g.name() == group)
-                    .flat_map(|g| g.members())
-                    .any(|m| m.client_id() == client_id);
-                if listed {
-                    Seen::Member
-                } else {
-                    Seen::Absent
+                    .find(|g| g.name() == group && !g.state().is_empty() && g.state() != "Dead");
+                match described {
+                    None => Seen::Unknown,
+                    Some(g) if g.members().iter().any(|m| m.client_id() == client_id) => {
+                        Seen::Member
+                    }
+                    Some(_) => Seen::Absent,
                 }
             }
         }

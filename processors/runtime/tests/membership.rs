@@ -106,4 +106,9 @@ async fn the_broker_lists_a_member_until_it_leaves_and_a_replaced_consumer_reads
         Seen::Unknown,
         "an unreachable broker judges nothing"
     );
+    assert_eq!(
+        observer.seen(&unique("no-such-group"), &config.instance),
+        Seen::Unknown,
+        "a group the broker does not describe judges nothing"
+    );
 }

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use troupe_events::topics;
-use troupe_runtime::config::{KafkaConfig, RegistryConfig};
+use troupe_runtime::config::{KafkaConfig, ProcessorConfig, RegistryConfig};
 use troupe_runtime::topics::Topics;
 
 use crate::registry_client::RegistryClient;
@@ -63,6 +63,11 @@ pub enum DeadLettersCommand {
         /// Move a dead letter even when an earlier one of its key stays parked.
         #[arg(long)]
         ignore_key_order: bool,
+        /// Move dead letters parked longer ago than the consumers' inbox remembers event ids
+        /// (TROUPE_INBOX_KEEP_HOURS, default 192): those that applied the message could apply
+        /// it again.
+        #[arg(long)]
+        past_inbox_memory: bool,
         #[arg(long)]
         json: bool,
     },
@@ -189,10 +194,11 @@ pub async fn run(command: DeadLettersCommand, topics_file: &Path) -> anyhow::Res
             rate,
             max_redrives,
             ignore_key_order,
+            past_inbox_memory,
             json,
         } => {
-            if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-                bail!("--rate must be a positive number of messages per second");
+            if rate.is_some_and(|r| !(0.01..=100_000.0).contains(&r)) {
+                bail!("--rate must be between 0.01 and 100000 messages per second");
             }
             let filter = filter.filter(now)?;
             let topology = crate::load_topology(topics_file)?;
@@ -212,10 +218,16 @@ pub async fn run(command: DeadLettersCommand, topics_file: &Path) -> anyhow::Res
                 .filter(|name| *name != parked.topic)
                 .collect();
             let allowed = |topic: &str| writable.contains(topic);
+            // A day's margin: the consumers that applied it may have done so before it was
+            // parked, by as much as the parking one lagged.
+            let inbox_keep = ProcessorConfig::from_env("troupe")
+                .inbox_keep
+                .saturating_sub(std::time::Duration::from_secs(24 * 3600));
             let rules = Rules {
                 allowed: &allowed,
                 max_redrives,
                 keep_key_order: !ignore_key_order,
+                parked_after_ms: (!past_inbox_memory).then(|| now - inbox_keep.as_millis() as i64),
             };
             let plan = plan::plan(
                 &parked.contents.dead_letters,

@@ -232,7 +232,7 @@ pub(crate) mod tests {
                 (headers::PARTITION.into(), "2".into()),
                 (headers::OFFSET.into(), "40".into()),
                 ("troupe.event_type".into(), "OrderPlaced".into()),
-                ("troupe.event_id".into(), "e".into()),
+                ("troupe.event_id".into(), format!("e{offset}")),
             ],
         }
     }

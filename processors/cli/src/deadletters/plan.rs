@@ -4,7 +4,9 @@
 //! parked (it is keyed by the original key). A dead letter goes back only if every earlier dead
 //! letter of its key has gone back already or goes back in this run, before it; otherwise it
 //! stays parked, saying which one holds it. A redrive sends a key's messages in that order, on
-//! one idempotent producer, to the partition each came from.
+//! one idempotent producer, to the partition each came from. A message redriven and parked
+//! again takes the place of its first parking (found by its event id), so it still goes before
+//! the dead letters of its key parked after that.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +33,10 @@ pub struct Rules<'a> {
     /// Keep per-key order (the default); off, a dead letter moves even when an earlier one of
     /// its key stays parked.
     pub keep_key_order: bool,
+    /// Dead letters parked before this time (ms) stay: the consumers that applied the message
+    /// have forgotten its id (their inbox keeps ids `TROUPE_INBOX_KEEP_HOURS`) and would apply
+    /// it again. `None` lifts the rule.
+    pub parked_after_ms: Option<i64>,
 }
 
 /// The plan for `dead_letters` (the topic's dead letters, in topic order, audit records left
@@ -44,7 +50,7 @@ pub fn plan(
     // For each key, the first of its dead letters that stays parked.
     let mut blocked: BTreeMap<Vec<u8>, Position> = BTreeMap::new();
     let mut verdicts = Vec::new();
-    for record in dead_letters {
+    for record in in_parking_order(dead_letters) {
         if redriven.contains(&record.position) {
             continue;
         }
@@ -62,6 +68,28 @@ pub fn plan(
     verdicts
 }
 
+/// The dead letters in the order their messages were first parked: a copy parked again after a
+/// redrive (same key and event id) is placed at its first parking.
+fn in_parking_order(dead_letters: &[Record]) -> Vec<&Record> {
+    let mut first: BTreeMap<(Option<&[u8]>, &str), Position> = BTreeMap::new();
+    for record in dead_letters {
+        if let Some(id) = record.header(troupe_runtime::processor::EVENT_ID_HEADER) {
+            first
+                .entry((record.key.as_deref(), id))
+                .or_insert(record.position);
+        }
+    }
+    let place = |record: &Record| {
+        record
+            .header(troupe_runtime::processor::EVENT_ID_HEADER)
+            .and_then(|id| first.get(&(record.key.as_deref(), id)).copied())
+            .unwrap_or(record.position)
+    };
+    let mut ordered: Vec<&Record> = dead_letters.iter().collect();
+    ordered.sort_by_key(|r| (place(r), r.position));
+    ordered
+}
+
 fn verdict(record: &Record, blocked: &BTreeMap<Vec<u8>, Position>, rules: &Rules<'_>) -> Verdict {
     let Some(topic) = record.origin_topic() else {
         return Verdict::Held("no troupe.dlq.topic header: nowhere to send it".into());
@@ -70,6 +98,13 @@ fn verdict(record: &Record, blocked: &BTreeMap<Vec<u8>, Position>, rules: &Rules
         return Verdict::Held(format!(
             "{topic} is not a topic of topics.yaml a redrive may write to"
         ));
+    }
+    if let (Some(after), Some(parked)) = (rules.parked_after_ms, record.timestamp_ms) {
+        if parked < after {
+            return Verdict::Held(
+                "parked longer ago than the consumers' inbox remembers ids: it could be applied twice (--past-inbox-memory sends it anyway)".into(),
+            );
+        }
     }
     let count = record.redrive_count();
     if count >= rules.max_redrives {
@@ -102,6 +137,7 @@ mod tests {
             allowed,
             max_redrives: 3,
             keep_key_order: true,
+            parked_after_ms: None,
         }
     }
 
@@ -212,5 +248,52 @@ mod tests {
         );
         assert_eq!(plan.len(), 1);
         assert_eq!(moves(&plan), [1]);
+    }
+
+    #[test]
+    fn a_message_parked_again_keeps_its_first_place_in_its_keys_order() {
+        let first = dead(0, "a", "rejected", "t");
+        let later = dead(1, "a", "rejected", "t");
+        // 0/0 went back and was parked again as 0/2, with its event id.
+        let mut again = first.clone();
+        again.position = at(2);
+        again
+            .headers
+            .push((headers::REDRIVE_COUNT.into(), "1".into()));
+        let letters = [first, later, again];
+        let allowed = |_: &str| true;
+        let redriven = BTreeSet::from([at(0)]);
+        // Only 0/1 selected: it waits behind the copy parked again.
+        let plan = plan(
+            &letters,
+            &redriven,
+            |r| r.position == at(1),
+            &rules(&allowed),
+        );
+        assert_eq!(
+            plan,
+            [(
+                at(1),
+                Verdict::Held(
+                    "waits behind 0/2, an earlier dead letter of its key that stays parked".into()
+                )
+            )]
+        );
+        // Both selected: the copy goes first.
+        let plan = super::plan(&letters, &redriven, |_| true, &rules(&allowed));
+        assert_eq!(moves(&plan), [2, 1]);
+    }
+
+    #[test]
+    fn dead_letters_older_than_the_inbox_memory_stay() {
+        let letters = [dead(1, "a", "rejected", "t"), dead(9, "b", "rejected", "t")];
+        let allowed = |_: &str| true;
+        let rules = Rules {
+            parked_after_ms: Some(5_000),
+            ..rules(&allowed)
+        };
+        let plan = plan(&letters, &BTreeSet::new(), |_| true, &rules);
+        assert_eq!(moves(&plan), [9]);
+        assert!(matches!(&plan[0].1, Verdict::Held(why) if why.contains("inbox")));
     }
 }

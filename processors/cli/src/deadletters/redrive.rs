@@ -42,16 +42,15 @@ pub fn moves<'a>(
     records: &'a [Record],
     plan: &'a [(super::parked::Position, Verdict)],
 ) -> Vec<Move<'a>> {
+    let by_position: std::collections::HashMap<_, &Record> =
+        records.iter().map(|r| (r.position, r)).collect();
     plan.iter()
         .filter_map(|(position, verdict)| match verdict {
-            Verdict::Move { topic, partition } => records
-                .iter()
-                .find(|r| r.position == *position)
-                .map(|record| Move {
-                    record,
-                    topic,
-                    partition: *partition,
-                }),
+            Verdict::Move { topic, partition } => by_position.get(position).map(|record| Move {
+                record,
+                topic,
+                partition: *partition,
+            }),
             Verdict::Held(_) => None,
         })
         .collect()
@@ -128,7 +127,10 @@ impl Redriver {
                     on_moved(&moved);
                 }
                 Err(error) => {
-                    let _ = self.producer.abort_transaction(TIMEOUT);
+                    let producer = self.producer.clone();
+                    let _ =
+                        tokio::task::spawn_blocking(move || producer.abort_transaction(TIMEOUT))
+                            .await;
                     return Err(error);
                 }
             }

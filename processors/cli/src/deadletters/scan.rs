@@ -40,6 +40,8 @@ pub fn read(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Contents> {
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // Retention may delete the start while it is read: go on from the new start.
+        .set("auto.offset.reset", "earliest")
         .set("log_level", "3")
         .create()?;
     let metadata = consumer
