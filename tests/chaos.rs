@@ -128,7 +128,13 @@ async fn rounds_of_faults_under_load_keep_every_invariant() {
         let seed = 700 + round as u64;
         saga.seed_stock(per_round, seed).await;
         let started = Instant::now();
-        let placing = saga.place_in_background(per_round, seed, 50, &[]);
+        // The storefront waits out a broker restart, as a real one would retry.
+        let placing = saga.place_in_background(
+            per_round,
+            seed,
+            50,
+            &[("TROUPE_PRODUCE_TIMEOUT_MS", "180000")],
+        );
         // Into the round, with orders in flight.
         tokio::time::sleep(Duration::from_millis(1000 + dice.roll(1000) as u64)).await;
         let fault = FAULTS[round % FAULTS.len()];

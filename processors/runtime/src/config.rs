@@ -41,6 +41,9 @@ pub struct KafkaConfig {
     pub fetch_wait_ms: u64,
     /// `TROUPE_KAFKA_DEBUG`: librdkafka debug contexts (e.g. `cgrp,fetch`), logged at debug.
     pub debug: String,
+    /// `TROUPE_PRODUCE_TIMEOUT_MS` (default 15000): how long the CLI's publisher keeps a
+    /// message it could not deliver (the broker down, say) before the command fails.
+    pub produce_timeout_ms: u64,
 }
 
 impl KafkaConfig {
@@ -53,6 +56,7 @@ impl KafkaConfig {
             request_timeout: Duration::from_secs(10),
             fetch_wait_ms: number("TROUPE_KAFKA_FETCH_WAIT_MS", 100),
             debug: env_or("TROUPE_KAFKA_DEBUG", ""),
+            produce_timeout_ms: number("TROUPE_PRODUCE_TIMEOUT_MS", 15_000),
         }
     }
 }

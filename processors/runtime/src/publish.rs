@@ -85,7 +85,7 @@ impl Publisher {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
-            .set("message.timeout.ms", "15000")
+            .set("message.timeout.ms", kafka.produce_timeout_ms.to_string())
             .set("log_level", "3")
             .create()?;
         Ok(Self {
