@@ -198,9 +198,14 @@ impl Codec {
                 self.strategy(event_type),
             )
             .await
-            .map_err(|e| EncodeError {
-                event_type: event_type.name(),
-                message: e.to_string(),
+            .map_err(|e| {
+                // The library caches errors too: forget them, or a registry that was down
+                // once would fail this event type for the life of the process.
+                self.inner.encoder.remove_errors_from_cache();
+                EncodeError {
+                    event_type: event_type.name(),
+                    message: e.to_string(),
+                }
             })?;
         if let Some(id) = schema_id(&bytes) {
             let _ = self.inner.write_ids[event_type.index()].set(id);

@@ -182,7 +182,25 @@ impl Membership {
             &self.topics,
         )?);
         let old = std::mem::replace(&mut *self.consumer.write().expect("consumer lock"), fresh);
-        std::thread::spawn(move || drop(old));
+        // The thread keeps a reference until it holds the only one, so the close happens there
+        // and never where a clone is dropped (the consume loop's would block the loop for as
+        // long as the stuck close lasts; seen).
+        std::thread::spawn(move || {
+            let mut old = old;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(consumer) => {
+                        drop(consumer);
+                        tracing::info!("the replaced consumer is closed");
+                        return;
+                    }
+                    Err(shared) => {
+                        old = shared;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        });
         Ok(())
     }
 

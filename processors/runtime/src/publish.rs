@@ -64,6 +64,8 @@ pub struct Publisher {
     producer: FutureProducer,
     codec: Codec,
     topics: Topics,
+    /// How long a message may wait for the broker, or its encoding for the registry.
+    patience: std::time::Duration,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -96,6 +98,7 @@ impl Publisher {
                 registry.pins().map_err(PublishError::Config)?,
             ),
             topics,
+            patience: std::time::Duration::from_millis(kafka.produce_timeout_ms),
         })
     }
 
@@ -103,10 +106,28 @@ impl Publisher {
         &self.topics
     }
 
+    /// Encodes `envelope`, asking the registry again while it fails (restarting, its database
+    /// down), for as long as a message may wait for the broker.
+    async fn encode(&self, envelope: &Envelope) -> Result<Vec<u8>, PublishError> {
+        let deadline = tokio::time::Instant::now() + self.patience;
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match self.codec.encode(envelope).await {
+                Ok(payload) => return Ok(payload),
+                Err(error) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(%error, "the registry failed; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
     /// Encodes and publishes an event to its topic, keyed by order id (sku for adjustments);
     /// resolves when the broker acknowledged it.
     pub async fn publish(&self, envelope: &Envelope) -> Result<Position, PublishError> {
-        let payload = self.codec.encode(envelope).await?;
+        let payload = self.encode(envelope).await?;
         let topic = self.topics.name(envelope.event_type().topic());
         let key = envelope.key();
         let event_id = envelope.meta.event_id.to_string();
