@@ -237,16 +237,11 @@ impl Saga {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// The pid of instance `number` of `service` (the last one started under that number).
+    /// The pid of instance `number` of `service`.
     pub fn pid(&self, service: &str, number: usize) -> u32 {
-        let label = format!("{service}-{number}");
         self.deployment
-            .pids()
-            .into_iter()
-            .rev()
-            .find(|(l, _)| *l == label)
-            .map(|(_, pid)| pid)
-            .unwrap_or_else(|| panic!("no {label} was started"))
+            .pid_of(service, number)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The text of an instance's `/metrics`.

@@ -41,10 +41,7 @@ fn write_topology(dir: &TempDir, topics: &[(&str, i32)]) -> std::path::PathBuf {
 /// metadata a moment after the controller accepts it; a check run at once has been seen to
 /// call it missing).
 async fn create_by_hand(topic: &str, partitions: i32, config: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_bootstrap)
-        .create()
-        .unwrap();
+    let admin = admin();
     let new = config.iter().fold(
         NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
         |new, (k, v)| new.set(k, v),
@@ -68,12 +65,16 @@ async fn create_by_hand(topic: &str, partitions: i32, config: &[(&str, &str)]) {
     .await;
 }
 
-/// How many partitions of `topic` the broker's metadata lists, when each has a leader.
-fn partitions_led(topic: &str) -> Option<usize> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+fn admin() -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
         .set("bootstrap.servers", &stack().kafka_bootstrap)
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+/// How many partitions of `topic` the broker's metadata lists, when each has a leader.
+fn partitions_led(topic: &str) -> Option<usize> {
+    let admin = admin();
     let metadata = admin
         .inner()
         .fetch_metadata(Some(topic), Duration::from_secs(5))
@@ -267,10 +268,7 @@ fn bench_pipe_reports_its_rates_and_removes_its_topics() {
         report["produce_msgs_per_sec"].as_f64().unwrap() > 0.0,
         "{report}"
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_bootstrap)
-        .create()
-        .unwrap();
+    let admin = admin();
     let metadata = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))

@@ -229,6 +229,11 @@ impl Deployment {
         self.with(name, number, |i| i.port)
     }
 
+    /// The pid of instance `number` of `name`.
+    pub fn pid_of(&self, name: &str, number: usize) -> Result<u32, DeployError> {
+        self.with(name, number, |i| i.pid)
+    }
+
     /// The pids of every instance started or reused.
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.instances
