@@ -15,7 +15,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use troupe_e2e::{PrivateStack, Saga, SERVICES, TIMERS};
+use troupe_e2e::{finish, PrivateStack, Saga, SERVICES, TIMERS};
 
 /// One fault, injected while a round's orders are being placed.
 #[derive(Debug, Clone, Copy)]
@@ -139,15 +139,7 @@ async fn rounds_of_faults_under_load_keep_every_invariant() {
         tokio::time::sleep(Duration::from_millis(1000 + dice.roll(1000) as u64)).await;
         let fault = FAULTS[round % FAULTS.len()];
         let what = inject(fault, &saga, &private, &mut dice).await;
-        let placed = tokio::task::spawn_blocking(move || placing.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            placed.status.success(),
-            "placing round {round}'s orders failed: {}",
-            String::from_utf8_lossy(&placed.stderr)
-        );
+        finish(placing).await;
         let expected = per_round as usize * (round + 1);
         let snapshot = saga.settle(expected, Duration::from_secs(240)).await;
         let line = format!(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use troupe_e2e::{assert_every_outcome, Saga, Snapshot, SERVICES, TIMERS};
+use troupe_e2e::{assert_every_outcome, finish, Saga, Snapshot, SERVICES, TIMERS};
 use troupe_events::catalog::{self, SCHEMAS};
 use troupe_events::{avro, topics};
 use troupe_runtime::codec::Codec;
@@ -36,7 +36,7 @@ use read_models::{
     assert_same, read_models_once_caught_up, rewritten_as_current, with_read_models,
 };
 use registry::{as_json, framed, unhex};
-use run::{assert_versions, counter, dead_letter_headers, finish, versions_on, wait_orders};
+use run::{assert_versions, counter, dead_letter_headers, versions_on, wait_orders};
 
 const WRITE: &str = "TROUPE_WRITE_SCHEMA_VERSIONS";
 

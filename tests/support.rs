@@ -98,3 +98,17 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let body = response.json().await.expect("a JSON body");
     (status, body)
 }
+
+/// Waits for a `troupe produce` started in the background ([`Saga::place_in_background`]);
+/// fails unless it succeeded.
+pub async fn finish(child: std::process::Child) {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "troupe produce failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -2,7 +2,6 @@
 //! schema versions on the topics, counters in a metrics text and the dead letters.
 
 use std::collections::BTreeMap;
-use std::process::Child;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
@@ -19,19 +18,6 @@ pub async fn wait_orders(saga: &Saga, count: usize) {
         || async { (saga.snapshot().await.orders.len() >= count).then_some(()) },
     )
     .await;
-}
-
-/// Waits for a `troupe produce` started in the background; fails unless it succeeded.
-pub async fn finish(child: Child) {
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "troupe produce failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Events on the saga's topics `bases` by (event type, the schema version they were written
