@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack: Apache Kafka (KRaft, one node), PostgreSQL, troupe-registry, Apache Cassandra
-# (the CQL server standing in for ScyllaDB) and Prometheus, as plain processes on 127.0.0.1, all
+# (the CQL server standing in for ScyllaDB), Prometheus (with troupe's alert rules) and the lag
+# exporter (`troupe lag export`), as plain processes on 127.0.0.1, all
 # state under $TROUPE_HOME (.troupe/). Kafka and Cassandra come from Maven Central, PostgreSQL
 # and Prometheus from Debian's packages; all of it is installed on first use.
 #
@@ -29,11 +30,12 @@ CASSANDRA_PORT=${TROUPE_CASSANDRA_PORT:-29042}
 CASSANDRA_STORAGE_PORT=${TROUPE_CASSANDRA_STORAGE_PORT:-29043}
 CASSANDRA_HEAP=${TROUPE_CASSANDRA_HEAP:-1g}
 PROMETHEUS_PORT=${TROUPE_PROMETHEUS_PORT:-29090}
+EXPORTER_PORT=${TROUPE_LAG_EXPORTER_PORT:-29308}
 START_TIMEOUT=${TROUPE_START_TIMEOUT:-90}
 
 RUN=$TROUPE_HOME/run
 LOGS=$TROUPE_HOME/logs
-ALL_COMPONENTS=(postgres kafka registry cassandra prometheus)
+ALL_COMPONENTS=(postgres kafka registry cassandra prometheus exporter)
 read -r -a COMPONENTS <<<"${TROUPE_STACK_COMPONENTS:-${ALL_COMPONENTS[*]}}"
 
 die() {
@@ -49,6 +51,7 @@ port_of() {
     registry) echo "$REGISTRY_PORT" ;;
     cassandra) echo "$CASSANDRA_PORT" ;;
     prometheus) echo "$PROMETHEUS_PORT" ;;
+    exporter) echo "$EXPORTER_PORT" ;;
     *) cat "$RUN/$1.port" 2>/dev/null || echo "-" ;;
   esac
 }
@@ -343,6 +346,8 @@ write_prometheus_config() {
 global:
   scrape_interval: 5s
   evaluation_interval: 5s
+# troupe's alert rules, evaluated here as in production (no Alertmanager: see /alerts).
+rule_files: ['$ROOT/observability/alerts.yml']
 scrape_configs:
   - job_name: troupe
     file_sd_configs:
@@ -375,6 +380,27 @@ up_prometheus() {
     --web.enable-lifecycle
   wait_healthy prometheus "curl -fsS http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
   say "prometheus started on http://127.0.0.1:$PROMETHEUS_PORT"
+}
+
+# `troupe lag export`: every group's lag as the broker sees it, scraped by Prometheus (it
+# registers itself under targets/). It reads the topology, so it starts after topics apply.
+up_exporter() {
+  local pid
+  if pid=$(live_pid exporter) && curl -fsS "http://127.0.0.1:$EXPORTER_PORT/health" >/dev/null 2>&1; then
+    say "exporter   reusing pid $pid on http://127.0.0.1:$EXPORTER_PORT/metrics"
+    return
+  fi
+  ensure_port_free exporter "$EXPORTER_PORT"
+  build_binaries
+  [[ -f $TROUPE_HOME/stack.env ]] || write_env
+  # shellcheck disable=SC1091
+  (
+    source "$TROUPE_HOME/stack.env"
+    cd "$ROOT"
+    start_bg exporter "$BIN/troupe" lag export --listen "127.0.0.1:$EXPORTER_PORT"
+  )
+  wait_healthy exporter "curl -fsS http://127.0.0.1:$EXPORTER_PORT/health"
+  say "exporter   started on http://127.0.0.1:$EXPORTER_PORT/metrics (troupe lag export)"
 }
 
 write_env() {
@@ -411,10 +437,12 @@ cmd_up() {
   mkdir -p "$RUN" "$LOGS"
   local name
   for name in "${ALL_COMPONENTS[@]}"; do
+    [[ $name == exporter ]] && continue
     selected "$name" && "up_$name"
   done
   write_env
   if selected kafka && selected registry; then apply_topology; fi
+  if selected exporter && selected kafka; then up_exporter; fi
   say "stack is up; addresses in $TROUPE_HOME/stack.env"
 }
 
@@ -476,7 +504,7 @@ cmd_down() {
     [[ " ${ALL_COMPONENTS[*]} " == *" $name "* ]] && continue
     if pid=$(live_pid "$name"); then stop_pid "$name" "$pid"; fi
   done
-  for name in prometheus cassandra registry kafka; do
+  for name in exporter prometheus cassandra registry kafka; do
     # Their data goes too, so a clean shutdown buys nothing: Kafka and Cassandra are killed.
     if pid=$(live_pid "$name"); then
       case $name in

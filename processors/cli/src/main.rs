@@ -3,11 +3,13 @@
 mod bench;
 mod deadletters;
 mod deploy;
+mod lag;
 mod orders;
 mod produce;
 mod readmodels;
 mod registry_client;
 mod saga;
+mod sagas;
 mod scenario;
 mod schemas;
 mod topics;
@@ -70,6 +72,12 @@ enum Command {
     /// redrive.
     #[command(subcommand)]
     Deadletters(deadletters::DeadLettersCommand),
+    /// Consumer lag of every group, in messages and seconds, as the broker sees it; `troupe lag
+    /// export` serves it to Prometheus.
+    Lag(lag::LagArgs),
+    /// The saga tracker (through the query API): orders stalled or in flight.
+    #[command(subcommand)]
+    Sagas(sagas::SagasCommand),
     /// The choreography (choreography.yaml): check it, draw it.
     #[command(subcommand)]
     Saga(saga::SagaCommand),
@@ -133,6 +141,8 @@ fn main() -> ExitCode {
             Command::Orders(command) => orders::run(command).await,
             Command::Readmodels(command) => readmodels::run(command).await,
             Command::Saga(command) => saga::run(command, &cli.topics_file).await,
+            Command::Sagas(command) => sagas::run(command).await,
+            Command::Lag(args) => lag::run(args, &cli.topics_file).await,
             Command::Deploy(command) => deploy::run(command).await,
             Command::Deadletters(command) => deadletters::run(command, &cli.topics_file).await,
         }

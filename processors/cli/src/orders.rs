@@ -35,7 +35,7 @@ fn base() -> String {
     troupe_runtime::config::env_or("TROUPE_QUERY_URL", "http://127.0.0.1:28090")
 }
 
-async fn get(path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+pub(crate) async fn get(path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
     // Values are ids, numbers and positions (`topic/partition@offset`): all legal in a query.
     let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let url = if query.is_empty() {

@@ -28,65 +28,10 @@ use troupe_runtime::publish::Position;
 use uuid::Uuid;
 
 use crate::cql::CqlStore;
+use crate::metrics::ApiMetrics;
 use crate::pg::PgStore;
 use crate::store::{ReadStore, StoreError};
 use crate::Copy;
-
-/// The API's own metrics, served at `/metrics`.
-#[derive(Debug, Clone)]
-pub struct ApiMetrics {
-    registry: prometheus::Registry,
-    requests: prometheus::IntCounterVec,
-    seconds: prometheus::HistogramVec,
-}
-
-impl ApiMetrics {
-    pub fn new() -> Self {
-        let registry = prometheus::Registry::new();
-        let requests = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(
-                "troupe_query_requests_total",
-                "Query API requests by route and HTTP status",
-            ),
-            &["route", "status"],
-        )
-        .expect("valid metric");
-        let seconds = prometheus::HistogramVec::new(
-            prometheus::HistogramOpts::new(
-                "troupe_query_request_seconds",
-                "Query API request latency, including any wait for min_position",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("register");
-        registry
-            .register(Box::new(seconds.clone()))
-            .expect("register");
-        Self {
-            registry,
-            requests,
-            seconds,
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out);
-        out
-    }
-}
-
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Counts and times every request by its route template (bounded labels, never raw paths).
 async fn track(
@@ -141,6 +86,9 @@ pub struct Api {
     current: Arc<std::sync::RwLock<Option<Arc<Stores>>>>,
     /// The longest a read waits for `min_position`.
     wait: Duration,
+    pub(crate) metrics: ApiMetrics,
+    /// The saga tracker's stall allowances.
+    allowances: crate::tracker::Allowances,
 }
 
 impl Api {
@@ -148,7 +96,15 @@ impl Api {
         Self {
             current: Arc::new(std::sync::RwLock::new(stores.map(Arc::new))),
             wait,
+            metrics: ApiMetrics::new(),
+            allowances: crate::tracker::Allowances::default(),
         }
+    }
+
+    /// The same API with the tracker's stall allowances set.
+    pub fn with_allowances(mut self, allowances: crate::tracker::Allowances) -> Self {
+        self.allowances = allowances;
+        self
     }
 
     /// The copy served now.
@@ -251,19 +207,29 @@ fn number(
 async fn applied<S: ReadStore>(
     store: &S,
     params: &HashMap<String, String>,
-    wait: Duration,
+    api: &Api,
+    route: &str,
 ) -> Result<(), ApiError> {
     let Some(text) = params.get("min_position") else {
         return Ok(());
     };
     let wanted: Position = text.parse().map_err(ApiError::bad_request)?;
-    let deadline = Instant::now() + wait;
+    let (wait, started) = (api.wait, Instant::now());
+    let deadline = started + wait;
+    let waited = |outcome: &str| {
+        api.metrics
+            .position_waits
+            .with_label_values(&[route, outcome])
+            .observe(started.elapsed().as_secs_f64());
+    };
     loop {
         let next = store.position(&wanted.topic, wanted.partition).await?;
         if next.is_some_and(|next| next > wanted.offset) {
+            waited("reached");
             return Ok(());
         }
         if Instant::now() >= deadline {
+            waited("timeout");
             return Err(ApiError {
                 status: StatusCode::GATEWAY_TIMEOUT,
                 code: "not_applied_yet",
@@ -285,7 +251,7 @@ async fn order(
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let stores = api.stores()?;
-    applied(&stores.pg, &params, api.wait).await?;
+    applied(&stores.pg, &params, &api, "/orders/{id}").await?;
     match stores.pg.order(id).await? {
         Some(order) => Ok(Json(order).into_response()),
         None => Err(ApiError::not_found(format!("no order {id}"))),
@@ -308,7 +274,7 @@ async fn customer_orders(
     }
     let page = number(&params, "page", 0, 100_000)?;
     let stores = api.stores()?;
-    applied(&stores.cql, &params, api.wait).await?;
+    applied(&stores.cql, &params, &api, "/customers/{id}/orders").await?;
     let orders = stores.cql.customer_orders(&customer, limit, page).await?;
     Ok(Json(json!({
         "customer_id": customer,
@@ -326,7 +292,7 @@ async fn timeline(
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     let stores = api.stores()?;
-    applied(&stores.cql, &params, api.wait).await?;
+    applied(&stores.cql, &params, &api, "/orders/{id}/timeline").await?;
     let entries = stores.cql.timeline(id).await?;
     if entries.is_empty() {
         return Err(ApiError::not_found(format!("no order {id}")));
@@ -340,7 +306,7 @@ async fn stock(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let stores = api.stores()?;
-    applied(&stores.cql, &params, api.wait).await?;
+    applied(&stores.cql, &params, &api, "/stock/{sku}").await?;
     match stores.cql.stock(&sku).await? {
         Some(level) => Ok(Json(json!({
             "sku": sku,
@@ -355,9 +321,39 @@ async fn stock(
     }
 }
 
+/// The saga tracker's list (`?status=stalled|in_flight&older_than=5m&limit=100`) and census.
+async fn sagas(State(api): State<Api>, Query(params): Params) -> Result<Response, ApiError> {
+    use crate::tracker::{self, Filter};
+    let filter = match params.get("status").map(String::as_str) {
+        None | Some("stalled") => Filter::Stalled,
+        Some("in_flight") => Filter::InFlight,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status is stalled or in_flight, not {other:?}"
+            )))
+        }
+    };
+    let older_than = match params.get("older_than") {
+        None => Duration::ZERO,
+        Some(text) => tracker::parse_duration(text)
+            .map_err(|e| ApiError::bad_request(format!("older_than: {e}")))?,
+    };
+    let limit = number(&params, "limit", 100, 1000)?.max(1) as i64;
+    let stores = api.stores()?;
+    let now = troupe_runtime::handler::now_ms();
+    let pool = stores.pg.pool();
+    let sagas = tracker::list(pool, &api.allowances, filter, older_than, limit, now)
+        .await
+        .map_err(StoreError::from)?;
+    let census = tracker::census(pool, &api.allowances, now)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(Json(json!({ "census": census, "sagas": sagas })).into_response())
+}
+
 async fn daily(State(api): State<Api>, Query(params): Params) -> Result<Response, ApiError> {
     let stores = api.stores()?;
-    applied(&stores.pg, &params, api.wait).await?;
+    applied(&stores.pg, &params, &api, "/stats/daily").await?;
     Ok(Json(stores.pg.daily_stats().await?).into_response())
 }
 
@@ -372,7 +368,7 @@ async fn not_found() -> ApiError {
 
 /// The routes.
 pub fn router(api: Api) -> Router {
-    let metrics = ApiMetrics::new();
+    let metrics = api.metrics.clone();
     let exposed = metrics.clone();
     Router::new()
         .route("/orders/{id}", get(order))
@@ -380,7 +376,11 @@ pub fn router(api: Api) -> Router {
         .route("/customers/{id}/orders", get(customer_orders))
         .route("/stock/{sku}", get(stock))
         .route("/stats/daily", get(daily))
-        .route("/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/sagas", get(sagas))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::openapi()) }),
+        )
         .route("/health", get(health))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, track))
@@ -403,7 +403,11 @@ pub async fn serve_from_env(
     let fixed = std::env::var("TROUPE_READMODEL_COPY")
         .ok()
         .filter(|c| !c.is_empty());
-    let api = Api::new(None, Duration::from_millis(wait_ms));
+    let allowances = crate::tracker::Allowances::from_env().map_err(anyhow::Error::msg)?;
+    let interval: u64 = env_or("TROUPE_SAGA_TRACK_INTERVAL_MS", "5000")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("TROUPE_SAGA_TRACK_INTERVAL_MS must be milliseconds"))?;
+    let api = Api::new(None, Duration::from_millis(wait_ms)).with_allowances(allowances.clone());
     match fixed {
         Some(name) => {
             let copy = Copy::new(&name).map_err(anyhow::Error::msg)?;
@@ -430,10 +434,25 @@ pub async fn serve_from_env(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, copy = ?api.serving(), "query API serving");
-    axum::serve(listener, router(api))
+    let tracked = api.clone();
+    let tracker = tokio::spawn(crate::tracker::track(
+        move || tracked.stores().ok().map(|s| s.pg.pool().clone()),
+        allowances,
+        api.metrics.clone(),
+        Duration::from_millis(interval.max(100)),
+    ));
+    let target = troupe_runtime::metrics::register_scrape_target(
+        troupe_runtime::config::scrape_targets_dir().as_deref(),
+        "query",
+        &env_or("TROUPE_INSTANCE", format!("query-{}", std::process::id())),
+        listener.local_addr()?,
+    );
+    let served = axum::serve(listener, router(api))
         .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+        .await;
+    tracker.abort();
+    troupe_runtime::metrics::unregister_scrape_target(target);
+    Ok(served?)
 }
 
 /// Serves the live copy if it is not served already.
@@ -448,118 +467,4 @@ async fn follow_live(api: &Api, control: &sqlx::PgPool, prefix: &str) -> anyhow:
     api.serve(Stores::open(&copy).await?);
     tracing::info!(copy = live, "serving the live read-model copy");
     Ok(())
-}
-
-/// The OpenAPI 3.1 document of the API.
-pub fn openapi() -> serde_json::Value {
-    let error = json!({ "$ref": "#/components/schemas/Error" });
-    let min_position = json!({
-        "name": "min_position", "in": "query", "required": false,
-        "description": "Wait until the read model has applied this message (topic/partition@offset, as `troupe` prints it)",
-        "schema": { "type": "string", "example": "troupe.orders.commands/3@17" }
-    });
-    let errors = |found: bool| {
-        let mut responses = json!({
-            "400": { "description": "malformed request", "content": { "application/json": { "schema": error } } },
-            "503": { "description": "a store is unavailable", "content": { "application/json": { "schema": error } } },
-            "504": { "description": "min_position not applied in time", "content": { "application/json": { "schema": error } } }
-        });
-        if found {
-            responses["404"] = json!({ "description": "not found", "content": { "application/json": { "schema": error } } });
-        }
-        responses
-    };
-    let ok = |schema: serde_json::Value, found: bool| {
-        let mut responses = errors(found);
-        responses["200"] =
-            json!({ "description": "ok", "content": { "application/json": { "schema": schema } } });
-        responses
-    };
-    let id = |name: &str, description: &str| {
-        json!({
-            "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" }
-        })
-    };
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "troupe query API", "version": env!("CARGO_PKG_VERSION") },
-        "paths": {
-            "/orders/{id}": { "get": {
-                "summary": "An order's summary",
-                "parameters": [id("id", "order id (UUID)"), min_position],
-                "responses": ok(json!({ "$ref": "#/components/schemas/OrderSummary" }), true)
-            }},
-            "/orders/{id}/timeline": { "get": {
-                "summary": "Every event of an order, in the order they occurred",
-                "parameters": [id("id", "order id (UUID)"), min_position],
-                "responses": ok(json!({ "type": "object", "properties": {
-                    "order_id": { "type": "string", "format": "uuid" },
-                    "events": { "type": "array", "items": { "$ref": "#/components/schemas/TimelineEntry" } }
-                }}), true)
-            }},
-            "/customers/{id}/orders": { "get": {
-                "summary": "A customer's orders, newest first",
-                "parameters": [
-                    id("id", "customer id"),
-                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
-                    { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 0, "default": 0 } },
-                    min_position
-                ],
-                "responses": ok(json!({ "type": "object", "properties": {
-                    "customer_id": { "type": "string" }, "limit": { "type": "integer" }, "page": { "type": "integer" },
-                    "orders": { "type": "array", "items": { "$ref": "#/components/schemas/OrderSummary" } }
-                }}), false)
-            }},
-            "/stock/{sku}": { "get": {
-                "summary": "Stock of one sku",
-                "parameters": [id("sku", "sku"), min_position],
-                "responses": ok(json!({ "type": "object", "properties": {
-                    "sku": { "type": "string" }, "available": { "type": "integer" },
-                    "reserved": { "type": "integer" }, "sold": { "type": "integer" }
-                }}), true)
-            }},
-            "/stats/daily": { "get": {
-                "summary": "Confirmed revenue and units per day and sku; cancellations per day and reason",
-                "parameters": [min_position],
-                "responses": ok(json!({ "$ref": "#/components/schemas/DailyStats" }), false)
-            }}
-        },
-        "components": { "schemas": {
-            "Error": { "type": "object", "required": ["error", "code"], "properties": {
-                "error": { "type": "string" },
-                "code": { "type": "string", "enum": ["bad_request", "not_found", "not_applied_yet", "store_unavailable"] }
-            }},
-            "OrderSummary": { "type": "object", "properties": {
-                "order_id": { "type": "string", "format": "uuid" },
-                "customer_id": { "type": ["string", "null"] },
-                "status": { "type": ["string", "null"], "enum": ["REQUESTED", "PLACED", "RESERVED", "PAID", "SHIPPED", "CONFIRMED", "CANCELLED", "REJECTED", null] },
-                "lines": { "type": "array", "items": { "type": "object", "properties": {
-                    "sku": { "type": "string" }, "quantity": { "type": "integer" }, "unit_price_minor": { "type": "integer" }
-                }}},
-                "currency": { "type": ["string", "null"] },
-                "total_minor": { "type": ["integer", "null"] },
-                "promotion_code": { "type": ["string", "null"] },
-                "reason": { "type": ["string", "null"] },
-                "detail": { "type": ["string", "null"] },
-                "steps": { "type": "object", "additionalProperties": { "type": "integer" },
-                           "description": "ms since the epoch of each step: requested_at, placed_at, reserved_at, paid_at, shipped_at, confirmed_at, cancelled_at, rejected_at, released_at, committed_at, refunded_at, shipment_cancelled_at, notified_at" },
-                "updated_at": { "type": "integer" },
-                "last_position": { "type": ["string", "null"] }
-            }},
-            "TimelineEntry": { "type": "object", "properties": {
-                "order_id": { "type": "string", "format": "uuid" }, "occurred_at": { "type": "integer" },
-                "event_id": { "type": "string", "format": "uuid" }, "event_type": { "type": "string" },
-                "service": { "type": "string" }, "detail": { "type": "string" }
-            }},
-            "DailyStats": { "type": "object", "properties": {
-                "sales": { "type": "array", "items": { "type": "object", "properties": {
-                    "day": { "type": "string" }, "sku": { "type": "string" },
-                    "confirmed_revenue_minor": { "type": "integer" }, "units": { "type": "integer" }
-                }}},
-                "cancellations": { "type": "array", "items": { "type": "object", "properties": {
-                    "day": { "type": "string" }, "reason": { "type": "string" }, "orders": { "type": "integer" }
-                }}}
-            }}
-        }}
-    })
 }

@@ -12,9 +12,12 @@
 pub mod api;
 pub mod control;
 pub mod cql;
+pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod pg;
 pub mod store;
+pub mod tracker;
 
 use std::sync::Mutex;
 

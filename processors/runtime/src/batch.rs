@@ -93,7 +93,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[derive(Default)]
 struct Report {
     rows: Vec<OutboxRow>,
-    handled: Vec<&'static str>,
+    /// (event type, occurred at)
+    handled: Vec<(&'static str, i64)>,
     emitted: Vec<&'static str>,
     /// (on, emitted or nothing)
     reactions: Vec<(&'static str, Option<&'static str>)>,
@@ -246,7 +247,7 @@ impl<H: Handler> Ctx<H> {
                 .await
             {
                 Ok(outputs) => {
-                    report.handled.push(on);
+                    report.handled.push((on, envelope.meta.occurred_at));
                     let trace = Trace {
                         received: Some(received),
                         applied: Some(applied),
@@ -359,6 +360,7 @@ impl<H: Handler> Ctx<H> {
                 handled: &report.handled,
                 emitted: &report.emitted,
                 duplicates: report.duplicates,
+                committed_at: crate::handler::now_ms(),
             }
             .emit(&self.metrics);
         } else {

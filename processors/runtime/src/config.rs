@@ -233,9 +233,7 @@ impl ProcessorConfig {
         Self {
             kafka: KafkaConfig::from_env(),
             topics: Topics::with_prefix(env_or("TROUPE_TOPIC_PREFIX", "")),
-            scrape_targets: std::env::var_os("TROUPE_HOME")
-                .map(|home| PathBuf::from(home).join("prometheus/targets"))
-                .filter(|dir| dir.is_dir()),
+            scrape_targets: scrape_targets_dir(),
             registry: RegistryConfig::from_env(),
             database_url: PostgresConfig::from_env().database_url(&database),
             group_id: env_or("TROUPE_GROUP_ID", group),
@@ -264,6 +262,14 @@ fn default_instance(name: &str) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     format!("{name}-{host}-{}", std::process::id())
+}
+
+/// `$TROUPE_HOME/prometheus/targets` when it exists: where the local stack's Prometheus
+/// discovers what to scrape (every process with a `/metrics` adds a file there).
+pub fn scrape_targets_dir() -> Option<PathBuf> {
+    std::env::var_os("TROUPE_HOME")
+        .map(|home| PathBuf::from(home).join("prometheus/targets"))
+        .filter(|dir| dir.is_dir())
 }
 
 #[cfg(test)]

@@ -133,7 +133,8 @@ pub async fn leave(consumer: Arc<GroupConsumer>) {
 }
 
 /// Every `config.lag_interval`, asks the broker for the log end and the group's committed
-/// offset of each partition this member owns, and sets `troupe_consumer_lag_messages`; a
+/// offset of each partition this member owns, and sets `troupe_consumer_lag_messages` and
+/// `troupe_consumer_lag_seconds` (the age of the record at the committed offset); a
 /// partition no longer owned drops out of the metric. It runs beside the consume loop, not in
 /// it, so the figure stays current while the loop is busy or stuck (librdkafka's own statistics
 /// reach the application behind every prefetched message).
@@ -172,9 +173,18 @@ pub async fn report_lag(
         };
         let lag = {
             let (probe, owned) = (probe.clone(), owned.clone());
-            tokio::task::spawn_blocking(move || probe.lag_of(&owned)).await
+            tokio::task::spawn_blocking(move || {
+                let positions = probe.positions_of(&owned)?;
+                let keyed = positions
+                    .iter()
+                    .map(|((t, p), (end, done))| ((t.clone(), *p), (t.clone(), *p, *end, *done)))
+                    .collect();
+                let seconds = probe.time_lag(&keyed, crate::handler::now_ms());
+                Ok::<_, crate::lag::LagError>((positions, seconds))
+            })
+            .await
         };
-        let lag = match lag {
+        let (positions, seconds) = match lag {
             Ok(Ok(lag)) => lag,
             Ok(Err(error)) => {
                 tracing::debug!(%error, processor, "lag not measured this time");
@@ -182,12 +192,12 @@ pub async fn report_lag(
             }
             Err(_) => continue,
         };
-        for ((topic, partition), behind) in &lag {
+        for (key, (end, done)) in &positions {
             PartitionLag {
                 processor,
-                topic: topics.base(topic),
-                partition: *partition,
-                lag: Some(*behind),
+                topic: topics.base(&key.0),
+                partition: key.1,
+                lag: Some(((end - done).max(0), seconds.get(key).copied())),
             }
             .emit(&metrics);
         }

@@ -7,6 +7,9 @@ use std::fmt::Display;
 
 use crate::metrics::Metrics;
 
+/// Where a transient failure can be retried: the `stage` of `troupe_retries_total`.
+pub const RETRY_STAGES: [&str; 5] = ["consume", "rejoin", "batch", "tick", "relay"];
+
 /// Something that happened in a processor.
 pub trait InternalEvent {
     fn emit(self, metrics: &Metrics);
@@ -154,9 +157,12 @@ pub struct BatchApplied<'a> {
     pub processor: &'a str,
     pub seconds: f64,
     pub messages: usize,
-    pub handled: &'a [&'static str],
+    /// Each event applied, and when it occurred (ms since the epoch).
+    pub handled: &'a [(&'static str, i64)],
     pub emitted: &'a [&'static str],
     pub duplicates: usize,
+    /// When the batch committed (ms since the epoch).
+    pub committed_at: i64,
 }
 
 impl InternalEvent for BatchApplied<'_> {
@@ -170,8 +176,10 @@ impl InternalEvent for BatchApplied<'_> {
             seconds = self.seconds,
             "batch applied"
         );
-        for event_type in self.handled {
+        for (event_type, occurred_at) in self.handled {
             metrics.handled(self.processor, event_type);
+            let hop = (self.committed_at - occurred_at).max(0) as f64 / 1000.0;
+            metrics.hop(self.processor, event_type, hop);
         }
         for event_type in self.emitted {
             metrics.emitted(self.processor, event_type);
@@ -279,14 +287,26 @@ pub struct PartitionLag<'a> {
     pub processor: &'a str,
     pub topic: &'a str,
     pub partition: i32,
-    /// `None`: the partition is no longer owned here; its figure goes.
-    pub lag: Option<i64>,
+    /// Messages and seconds behind (seconds `None` when the oldest uncommitted record could
+    /// not be read this time: the last figure stays). `None`: the partition is no longer
+    /// owned here; its figures go.
+    pub lag: Option<(i64, Option<f64>)>,
 }
 
 impl InternalEvent for PartitionLag<'_> {
     fn emit(self, metrics: &Metrics) {
         match self.lag {
-            Some(lag) => metrics.consumer_lag(self.processor, self.topic, self.partition, lag),
+            Some((messages, seconds)) => {
+                metrics.consumer_lag(self.processor, self.topic, self.partition, messages);
+                if let Some(seconds) = seconds {
+                    metrics.consumer_lag_seconds(
+                        self.processor,
+                        self.topic,
+                        self.partition,
+                        seconds,
+                    );
+                }
+            }
             None => metrics.forget_consumer_lag(self.processor, self.topic, self.partition),
         }
     }

@@ -24,6 +24,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A figure per (group, topic, partition).
 pub type PerPartition<T> = BTreeMap<(String, String, i32), T>;
 
+/// (topic, partition)
+pub type TopicPartition = (String, i32);
+
 /// One consumer group and the topics it reads.
 struct Group {
     name: String,
@@ -37,6 +40,9 @@ struct Group {
 pub struct LagProbe {
     groups: Vec<Group>,
     watermarks: BaseConsumer,
+    /// Reads single records by position (assigned, never subscribed: it joins no group) to
+    /// learn how old the oldest uncommitted record is.
+    reader: BaseConsumer,
     /// Partitions per topic.
     partitions: BTreeMap<String, i32>,
 }
@@ -75,6 +81,16 @@ impl LagProbe {
                 })
                 .collect::<Result<_, KafkaError>>()?,
             watermarks: client("troupe-lag-watermarks")?,
+            reader: ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("group.id", "troupe-lag-reader")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("max.partition.fetch.bytes", "65536")
+                .set("queued.max.messages.kbytes", "1024")
+                .set("log_level", "3")
+                .create()?,
             partitions,
         })
     }
@@ -154,6 +170,17 @@ impl LagProbe {
         group: &Group,
         partitions: &[(String, i32)],
     ) -> Result<BTreeMap<(String, i32), i64>, LagError> {
+        Ok(Self::commits(group, partitions)?
+            .into_iter()
+            .map(|(key, offset)| (key, offset.unwrap_or(0)))
+            .collect())
+    }
+
+    /// The committed offset of `group` on each of `partitions`, `None` where it has none.
+    fn commits(
+        group: &Group,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<(String, i32), Option<i64>>, LagError> {
         let mut wanted = TopicPartitionList::new();
         for (topic, partition) in partitions {
             wanted.add_partition(topic, *partition);
@@ -170,11 +197,63 @@ impl LagProbe {
             .iter()
             .map(|e| {
                 let done = match e.offset() {
-                    Offset::Offset(offset) => offset,
-                    _ => 0,
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
                 };
                 ((e.topic().to_owned(), e.partition()), done)
             })
+            .collect())
+    }
+
+    /// Like [`LagProbe::offsets`], for groups whose topics are not known: of each group's
+    /// candidate topics, only those it has committed an offset on (on any partition) count as
+    /// read by it. Blocking.
+    pub fn consumed_offsets(&self) -> Result<PerPartition<(i64, i64)>, LagError> {
+        let mut topics: Vec<String> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.topics.iter().cloned())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        let ends = self.high_watermarks(&topics)?;
+        let mut offsets = BTreeMap::new();
+        for group in &self.groups {
+            let partitions: Vec<(String, i32)> = group
+                .topics
+                .iter()
+                .flat_map(|t| (0..self.partitions(t)).map(move |p| (t.clone(), p)))
+                .collect();
+            let commits = Self::commits(group, &partitions)?;
+            let read: std::collections::BTreeSet<&String> = commits
+                .iter()
+                .filter(|(_, offset)| offset.is_some())
+                .map(|((topic, _), _)| topic)
+                .collect();
+            for ((topic, partition), done) in &commits {
+                if read.contains(topic) {
+                    let end = ends[&(topic.clone(), *partition)];
+                    let key = (group.name.clone(), topic.clone(), *partition);
+                    offsets.insert(key, (end, done.unwrap_or(0)));
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// The consumer groups the broker knows, with how many members each has. Blocking.
+    pub fn list_groups(&self) -> Result<BTreeMap<String, usize>, LagError> {
+        let list = self
+            .watermarks
+            .fetch_group_list(None, TIMEOUT)
+            .map_err(|source| LagError {
+                what: "cannot list the consumer groups".into(),
+                source,
+            })?;
+        Ok(list
+            .groups()
+            .iter()
+            .map(|g| (g.name().to_owned(), g.members().len()))
             .collect())
     }
 
@@ -230,6 +309,18 @@ impl LagProbe {
         &self,
         partitions: &[(String, i32)],
     ) -> Result<BTreeMap<(String, i32), i64>, LagError> {
+        Ok(self
+            .positions_of(partitions)?
+            .into_iter()
+            .map(|(key, (end, done))| (key, (end - done).max(0)))
+            .collect())
+    }
+
+    /// The log end and the first group's committed offset on `partitions`. Blocking.
+    pub fn positions_of(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<TopicPartition, (i64, i64)>, LagError> {
         let Some(group) = self.groups.first() else {
             return Ok(BTreeMap::new());
         };
@@ -241,11 +332,115 @@ impl LagProbe {
             .into_iter()
             .map(|(key, done)| {
                 let end = ends.get(&key).copied().unwrap_or(done);
-                (key, (end - done).max(0))
+                (key, (end, done))
             })
             .collect())
     }
+
+    /// Lag in seconds from (log end, committed offset) per partition, at `now_ms`: 0 where the
+    /// group has caught up, else the age of the record at the committed offset, the oldest one
+    /// not yet committed (read from the broker). A partition whose record could not be read
+    /// within the probe's wait is left out. Blocking.
+    pub fn time_lag<K: Ord + Clone>(
+        &self,
+        positions: &BTreeMap<K, (String, i32, i64, i64)>,
+        now_ms: i64,
+    ) -> BTreeMap<K, f64> {
+        let behind: Vec<((String, i32), i64)> = positions
+            .values()
+            .filter(|(_, _, end, done)| end > done)
+            .map(|(topic, partition, _, done)| ((topic.clone(), *partition), *done))
+            .collect();
+        let times = self.record_times(&behind, RECORD_WAIT);
+        positions
+            .iter()
+            .filter_map(|(key, (topic, partition, end, done))| {
+                if end <= done {
+                    return Some((key.clone(), 0.0));
+                }
+                let at = times.get(&((topic.clone(), *partition), *done))?;
+                Some((key.clone(), ((now_ms - at).max(0)) as f64 / 1000.0))
+            })
+            .collect()
+    }
+
+    /// The timestamp (ms since the epoch) of the record at each (partition, offset); when that
+    /// offset holds no record (a transaction marker, a compacted or deleted one), of the next
+    /// record. Positions not read within `wait` are left out. Blocking.
+    fn record_times(
+        &self,
+        at: &[((String, i32), i64)],
+        wait: Duration,
+    ) -> BTreeMap<((String, i32), i64), i64> {
+        let mut left: Vec<((String, i32), i64)> = at.to_vec();
+        left.sort();
+        left.dedup();
+        let mut times = BTreeMap::new();
+        let deadline = std::time::Instant::now() + wait;
+        // One offset per partition at a time: groups at different offsets of one partition
+        // are read in rounds.
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            let mut round: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            left.retain(|(partition, offset)| {
+                if round.contains_key(partition) {
+                    return true;
+                }
+                round.insert(partition.clone(), *offset);
+                false
+            });
+            for (key, time) in self.read_round(round, deadline) {
+                times.insert(key, time);
+            }
+        }
+        times
+    }
+
+    /// Reads the record at one offset of each partition of `round`.
+    fn read_round(
+        &self,
+        mut round: BTreeMap<(String, i32), i64>,
+        deadline: std::time::Instant,
+    ) -> Vec<((TopicPartition, i64), i64)> {
+        use rdkafka::Message;
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &round {
+            if list
+                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .is_err()
+            {
+                return Vec::new();
+            }
+        }
+        if let Err(error) = self.reader.assign(&list) {
+            tracing::debug!(%error, "cannot read the oldest uncommitted records");
+            return Vec::new();
+        }
+        let mut times = Vec::new();
+        while !round.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.reader.poll(left) {
+                Some(Ok(message)) => {
+                    let key = (message.topic().to_owned(), message.partition());
+                    if let (Some(offset), Some(time)) =
+                        (round.remove(&key), message.timestamp().to_millis())
+                    {
+                        times.push(((key, offset), time));
+                    }
+                }
+                Some(Err(error)) => tracing::debug!(%error, "reading an uncommitted record"),
+                None => break,
+            }
+        }
+        let _ = self.reader.unassign();
+        times
+    }
 }
+
+/// How long [`LagProbe::time_lag`] waits for the records it reads.
+const RECORD_WAIT: Duration = Duration::from_secs(3);
 
 /// Errors a broker reports while leadership is being settled; asking again shortly succeeds.
 fn is_retriable(error: &KafkaError) -> bool {

@@ -1,5 +1,5 @@
-//! Every metric a troupe processor exports, declared once with its help text, and the
-//! `/metrics` + `/health` server on a port of its own.
+//! The metrics a troupe processor exports (declared, with their help text, in
+//! `troupe_observability::catalogue`), and the `/metrics` + `/health` server on a port of its own.
 //!
 //! Labels are bounded: processor names, topic names, event types and fixed reason codes —
 //! never ids or error text.
@@ -13,10 +13,12 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use troupe_observability::catalogue::{self, Kind};
 
 /// The process's metrics. Cheap to clone.
 #[derive(Clone)]
@@ -37,6 +39,8 @@ struct Inner {
     batch_duration: HistogramVec,
     batch_size: HistogramVec,
     consumer_lag: IntGaugeVec,
+    consumer_lag_seconds: GaugeVec,
+    hops: HistogramVec,
     outbox_pending: IntGaugeVec,
     reactions: IntCounterVec,
     violations: IntCounterVec,
@@ -49,31 +53,40 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+fn counter(registry: &Registry, name: &str) -> IntCounterVec {
+    let def = catalogue::get(name);
+    let metric = IntCounterVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric");
     metric
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+fn gauge(registry: &Registry, name: &str) -> IntGaugeVec {
+    let def = catalogue::get(name);
+    let metric = IntGaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric");
     metric
 }
 
-fn histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: Vec<f64>,
-) -> HistogramVec {
-    let metric =
-        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid");
+fn float_gauge(registry: &Registry, name: &str) -> GaugeVec {
+    let def = catalogue::get(name);
+    let metric = GaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str) -> HistogramVec {
+    let def = catalogue::get(name);
+    let Kind::Histogram { buckets } = def.kind else {
+        panic!("{name} is not a histogram in the catalogue");
+    };
+    let opts = HistogramOpts::new(def.name, def.help).buckets(buckets.to_vec());
+    let metric = HistogramVec::new(opts, def.labels).expect("valid metric");
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric");
@@ -86,95 +99,41 @@ impl Metrics {
         let r = &registry;
         Self {
             inner: Arc::new(Inner {
-                consumed: counter(
-                    r,
-                    "troupe_messages_consumed_total",
-                    "Messages read from Kafka, before decoding.",
-                    &["processor", "topic"],
-                ),
-                handled: counter(
-                    r,
-                    "troupe_events_handled_total",
-                    "Events applied by the handler (duplicates excluded).",
-                    &["processor", "event_type"],
-                ),
-                upcasts: counter(
-                    r,
-                    "troupe_events_upcast_total",
-                    "Events written with an older schema version and upcast to the current one before the handler saw them, by the version they were upcast from.",
-                    &["processor", "event_type", "from_version"],
-                ),
-                duplicates: counter(
-                    r,
-                    "troupe_events_duplicate_total",
-                    "Events skipped because the inbox had already seen their id.",
-                    &["processor"],
-                ),
-                dead_letters: counter(
-                    r,
-                    "troupe_dead_letters_total",
-                    "Messages sent to the dead-letter topic, by reason code.",
-                    &["processor", "reason"],
-                ),
-                emitted: counter(
-                    r,
-                    "troupe_events_emitted_total",
-                    "Events written to the outbox.",
-                    &["processor", "event_type"],
-                ),
-                published: counter(
-                    r,
-                    "troupe_outbox_published_total",
-                    "Outbox rows the broker acknowledged.",
-                    &["processor"],
-                ),
-                retries: counter(
-                    r,
-                    "troupe_retries_total",
-                    "Transient failures retried with backoff, by where they happened.",
-                    &["processor", "stage"],
-                ),
-                batch_duration: histogram(
-                    r,
-                    "troupe_batch_duration_seconds",
-                    "Time to decode, apply and commit one batch.",
-                    &["processor"],
-                    vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
-                ),
-                batch_size: histogram(
-                    r,
-                    "troupe_batch_messages",
-                    "Messages per batch.",
-                    &["processor"],
-                    vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
-                ),
-                consumer_lag: gauge(
-                    r,
-                    "troupe_consumer_lag_messages",
-                    "Messages between the group's committed offset and the partition's log end, for each partition this member owns, asked of the broker every TROUPE_LAG_INTERVAL_MS.",
-                    &["processor", "topic", "partition"],
-                ),
-                outbox_pending: gauge(
-                    r,
-                    "troupe_outbox_pending_messages",
-                    "Outbox rows not yet published.",
-                    &["processor"],
-                ),
-                reactions: counter(
-                    r,
-                    "troupe_reactions_total",
-                    "Reactions of choreography.yaml exercised: the event reacted to (or timer) and what it emitted (or nothing).",
-                    &["processor", "on", "emitted"],
-                ),
-                violations: counter(
-                    r,
-                    "troupe_choreography_violations_total",
-                    "Events emitted that choreography.yaml does not allow for the reaction that emitted them.",
-                    &["processor", "on", "emitted"],
-                ),
+                consumed: counter(r, "troupe_messages_consumed_total"),
+                handled: counter(r, "troupe_events_handled_total"),
+                upcasts: counter(r, "troupe_events_upcast_total"),
+                duplicates: counter(r, "troupe_events_duplicate_total"),
+                dead_letters: counter(r, "troupe_dead_letters_total"),
+                emitted: counter(r, "troupe_events_emitted_total"),
+                published: counter(r, "troupe_outbox_published_total"),
+                retries: counter(r, "troupe_retries_total"),
+                batch_duration: histogram(r, "troupe_batch_duration_seconds"),
+                batch_size: histogram(r, "troupe_batch_messages"),
+                consumer_lag: gauge(r, "troupe_consumer_lag_messages"),
+                consumer_lag_seconds: float_gauge(r, "troupe_consumer_lag_seconds"),
+                hops: histogram(r, "troupe_event_hop_seconds"),
+                outbox_pending: gauge(r, "troupe_outbox_pending_messages"),
+                reactions: counter(r, "troupe_reactions_total"),
+                violations: counter(r, "troupe_choreography_violations_total"),
                 ready: AtomicBool::new(false),
                 registry,
             }),
+        }
+    }
+
+    /// Exports 0 for the counters of bounded label sets a processor may never increment (no
+    /// duplicate, no dead letter of a reason, no retry at a stage), so dashboards and alerts
+    /// see a series with 0 rather than none.
+    pub fn announce(&self, processor: &str) {
+        let inner = &self.inner;
+        let _ = inner.duplicates.with_label_values(&[processor]);
+        for reason in crate::deadletter::Reason::ALL {
+            let _ = inner
+                .dead_letters
+                .with_label_values(&[processor, reason.code()]);
+        }
+        for stage in crate::internal_events::RETRY_STAGES {
+            let _ = inner.retries.with_label_values(&[processor, stage]);
         }
     }
 
@@ -249,13 +208,26 @@ impl Metrics {
             .set(lag);
     }
 
+    pub fn consumer_lag_seconds(&self, processor: &str, topic: &str, partition: i32, lag: f64) {
+        self.inner
+            .consumer_lag_seconds
+            .with_label_values(&[processor, topic, &partition.to_string()])
+            .set(lag);
+    }
+
     /// Drops the lag of a partition this member no longer owns.
     pub fn forget_consumer_lag(&self, processor: &str, topic: &str, partition: i32) {
-        let _ = self.inner.consumer_lag.remove_label_values(&[
-            processor,
-            topic,
-            &partition.to_string(),
-        ]);
+        let labels = [processor, topic, &partition.to_string()];
+        let _ = self.inner.consumer_lag.remove_label_values(&labels);
+        let _ = self.inner.consumer_lag_seconds.remove_label_values(&labels);
+    }
+
+    /// One hop of the saga: an event applied `seconds` after it occurred.
+    pub fn hop(&self, processor: &str, event_type: &str, seconds: f64) {
+        self.inner
+            .hops
+            .with_label_values(&[processor, event_type])
+            .observe(seconds);
     }
 
     pub fn outbox_pending(&self, processor: &str, pending: i64) {

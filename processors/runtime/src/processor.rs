@@ -100,6 +100,7 @@ pub async fn start<H: Handler>(
     let topics = config.topics.clone();
     let pins = config.registry.pins().map_err(RuntimeError::Config)?;
     let metrics = Metrics::new();
+    metrics.announce(H::NAME);
     let pool = crate::db::connect(&config.database_url, 8).await?;
     outbox::ensure_tables(&pool).await?;
     handler

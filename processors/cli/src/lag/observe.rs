@@ -1,0 +1,152 @@
+//! One look at the broker: every consumer group's committed offsets against the log ends of
+//! the topology's topics, the age of each group's oldest uncommitted record, and its members.
+//! The same figures back `troupe lag` and the exporter.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use troupe_runtime::admin::TopicAdmin;
+use troupe_runtime::config::KafkaConfig;
+use troupe_runtime::lag::LagProbe;
+
+/// What a group's partition looks like.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    pub log_end: i64,
+    pub committed: i64,
+    /// Messages behind: log end − committed.
+    pub lag: i64,
+    /// Seconds behind (`None`: the oldest uncommitted record could not be read this time).
+    pub seconds: Option<f64>,
+}
+
+/// (group, topic, partition)
+pub type Key = (String, String, i32);
+
+/// One observation.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// When it was made, ms since the epoch.
+    pub at_ms: i64,
+    pub partitions: BTreeMap<Key, Figures>,
+    /// Every group the broker knows that reads a topology topic, with its member count.
+    pub members: BTreeMap<String, usize>,
+}
+
+/// Observes the groups reading `topics` (every group that committed on one of them, or only
+/// `only` when given).
+pub struct Observer {
+    bootstrap: String,
+    topics: Vec<String>,
+    only: Vec<String>,
+    /// The probe of the last group set (its clients are reused while the set is unchanged).
+    probe: Option<(Vec<String>, LagProbe)>,
+    /// A probe of no group, to list the groups.
+    lister: LagProbe,
+    partitions: BTreeMap<String, i32>,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Groups of troupe's own tools that never consume: left out of every figure.
+fn is_internal(group: &str) -> bool {
+    group.starts_with("troupe-lag-")
+}
+
+impl Observer {
+    pub async fn connect(topics: Vec<String>, only: Vec<String>) -> anyhow::Result<Self> {
+        let kafka = KafkaConfig::from_env();
+        let existing = TopicAdmin::connect(&kafka)
+            .await?
+            .existing_topics()
+            .await
+            .with_context(|| format!("cannot reach Kafka at {}", kafka.bootstrap))?;
+        let partitions: BTreeMap<String, i32> = topics
+            .iter()
+            .filter_map(|t| existing.get(t).map(|count| (t.clone(), *count)))
+            .collect();
+        anyhow::ensure!(
+            !partitions.is_empty(),
+            "none of the topology's topics exists on {} (troupe topics apply)",
+            kafka.bootstrap
+        );
+        Ok(Self {
+            lister: LagProbe::new(&kafka.bootstrap, Vec::new(), BTreeMap::new())?,
+            bootstrap: kafka.bootstrap,
+            topics: partitions.keys().cloned().collect(),
+            only,
+            probe: None,
+            partitions,
+        })
+    }
+
+    /// Looks at the broker once. Blocking: call it from a blocking task.
+    pub fn observe(&mut self, now_ms: impl Fn() -> i64) -> anyhow::Result<Observation> {
+        let listed = self.lister.list_groups()?;
+        let mut groups: Vec<String> = listed
+            .keys()
+            .filter(|g| !is_internal(g))
+            .filter(|g| self.only.is_empty() || self.only.contains(g))
+            .cloned()
+            .collect();
+        for wanted in &self.only {
+            if !groups.contains(wanted) {
+                groups.push(wanted.clone());
+            }
+        }
+        groups.sort();
+        if groups.is_empty() {
+            return Ok(Observation {
+                at_ms: now_ms(),
+                ..Observation::default()
+            });
+        }
+        if self.probe.as_ref().map(|(set, _)| set) != Some(&groups) {
+            let probe = LagProbe::new(
+                &self.bootstrap,
+                groups
+                    .iter()
+                    .map(|g| (g.clone(), self.topics.clone()))
+                    .collect(),
+                self.partitions.clone(),
+            )?;
+            self.probe = Some((groups.clone(), probe));
+        }
+        let (_, probe) = self.probe.as_ref().expect("probe just set");
+        let offsets = probe.consumed_offsets()?;
+        let at_ms = now_ms();
+        let keyed = offsets
+            .iter()
+            .map(|(key, (end, done))| (key.clone(), (key.1.clone(), key.2, *end, *done)))
+            .collect();
+        let seconds = probe.time_lag(&keyed, at_ms);
+        let partitions = offsets
+            .into_iter()
+            .map(|(key, (log_end, committed))| {
+                let figures = Figures {
+                    log_end,
+                    committed,
+                    lag: (log_end - committed).max(0),
+                    seconds: seconds.get(&key).copied(),
+                };
+                (key, figures)
+            })
+            .collect::<BTreeMap<_, _>>();
+        let members = groups
+            .iter()
+            .filter(|g| partitions.keys().any(|(group, _, _)| group == *g))
+            .map(|g| (g.clone(), listed.get(g).copied().unwrap_or(0)))
+            .collect();
+        Ok(Observation {
+            at_ms,
+            partitions,
+            members,
+        })
+    }
+}
