@@ -12,7 +12,14 @@ use troupe_testkit::{binary, parse_env_file, repo_root, Stack};
 use crate::TempDir;
 
 /// Every component of the stack, in the order `scripts/stack.sh` starts them.
-pub const COMPONENTS: [&str; 5] = ["postgres", "kafka", "registry", "cassandra", "prometheus"];
+pub const COMPONENTS: [&str; 6] = [
+    "postgres",
+    "kafka",
+    "registry",
+    "cassandra",
+    "prometheus",
+    "exporter",
+];
 /// Ports the servers listen on besides their client port (named as `TROUPE_<NAME>_PORT`).
 const OTHER_PORTS: [&str; 2] = ["kafka_controller", "cassandra_storage"];
 

@@ -244,6 +244,13 @@ impl Saga {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The port of an instance's metrics (the query API's HTTP).
+    pub fn port(&self, service: &str, number: usize) -> u16 {
+        self.deployment
+            .port(service, number)
+            .expect("a running instance")
+    }
+
     /// The text of an instance's `/metrics`.
     pub async fn metrics(&self, service: &str, number: usize) -> String {
         self.deployment

@@ -436,7 +436,10 @@ pub async fn serve_from_env(
     tracing::info!(%listen, copy = ?api.serving(), "query API serving");
     let tracked = api.clone();
     let tracker = tokio::spawn(crate::tracker::track(
-        move || tracked.stores().ok().map(|s| s.pg.pool().clone()),
+        move || {
+            let stores = tracked.stores().ok()?;
+            Some((stores.copy.clone(), stores.pg.pool().clone()))
+        },
         allowances,
         api.metrics.clone(),
         Duration::from_millis(interval.max(100)),
@@ -444,7 +447,8 @@ pub async fn serve_from_env(
     let target = troupe_runtime::metrics::register_scrape_target(
         troupe_runtime::config::scrape_targets_dir().as_deref(),
         "query",
-        &env_or("TROUPE_INSTANCE", format!("query-{}", std::process::id())),
+        &env_or("TROUPE_INSTANCE", "query"),
+        &listener.local_addr()?.port().to_string(),
         listener.local_addr()?,
     );
     let served = axum::serve(listener, router(api))

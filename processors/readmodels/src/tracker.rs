@@ -99,7 +99,10 @@ impl Default for Allowances {
     }
 }
 
-/// `1500ms`, `30s`, `5m`, `2h`, or a bare number of seconds.
+/// The longest duration [`parse_duration`] accepts: a year.
+const MAX_DURATION_MS: u64 = 365 * 24 * 3_600_000;
+
+/// `1500ms`, `30s`, `5m`, `2h`, or a bare number of seconds, at most a year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -109,13 +112,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 5m, 1500ms)"))?;
-    let millis = match unit {
-        "ms" => n,
-        "" | "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
+    let scale = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => return Err(format!("{text:?}: the unit is one of ms, s, m, h")),
     };
+    let millis = n
+        .checked_mul(scale)
+        .filter(|ms| *ms <= MAX_DURATION_MS)
+        .ok_or_else(|| format!("{text:?} is longer than a year"))?;
     Ok(Duration::from_millis(millis))
 }
 
@@ -246,7 +253,7 @@ pub async fn list(
         .map(|row| {
             let status: String = row.get("status");
             let updated_at: i64 = row.get("updated_at");
-            let steps: sqlx::types::Json<BTreeMap<String, i64>> = row.get("steps");
+            let steps: Option<sqlx::types::Json<BTreeMap<String, i64>>> = row.try_get("steps").ok();
             TrackedSaga {
                 order_id: row.get("order_id"),
                 waiting_on: Status::from_name(&status)
@@ -256,7 +263,7 @@ pub async fn list(
                 customer_id: row.get("customer_id"),
                 last_progress_at: updated_at,
                 idle_ms: now_ms - updated_at,
-                steps: steps.0,
+                steps: steps.map(|s| s.0).unwrap_or_default(),
             }
         })
         .collect())
@@ -313,10 +320,11 @@ async fn finished(
 /// How far back [`finished`] looks again, for outcomes the projector applies late.
 const LATE: i64 = 120_000;
 
-/// Sets the saga metrics every `interval` from the copy `pool` returns (`None`: no copy
-/// served yet), until the task is dropped.
+/// Sets the saga metrics every `interval` from the copy `served` returns (its name and pool;
+/// `None`: no copy served yet), until the task is dropped. When another copy is served, the
+/// counters start again from its figures (its catch-up is not counted as new outcomes).
 pub async fn track(
-    pool: impl Fn() -> Option<PgPool>,
+    served: impl Fn() -> Option<(String, PgPool)>,
     allowances: Allowances,
     metrics: ApiMetrics,
     interval: Duration,
@@ -324,14 +332,15 @@ pub async fn track(
     let started = troupe_runtime::handler::now_ms();
     let mut seen: HashMap<Uuid, i64> = HashMap::new();
     let mut newest = started;
-    let mut last: Option<Census> = None;
+    let mut last: Option<(String, Census)> = None;
     loop {
-        if let Some(pool) = pool() {
+        if let Some((copy, pool)) = served() {
             let now = troupe_runtime::handler::now_ms();
             match census(&pool, &allowances, now).await {
                 Ok(census) => {
-                    publish(&metrics, last.as_ref(), &census);
-                    last = Some(census);
+                    let before = last.as_ref().filter(|(c, _)| *c == copy).map(|(_, b)| b);
+                    publish(&metrics, before, &census);
+                    last = Some((copy, census));
                 }
                 Err(error) => tracing::warn!(%error, "saga census failed"),
             }
@@ -428,6 +437,8 @@ mod tests {
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("9999999999999h").is_err());
+        assert!(parse_duration("8761h").is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProcessorConfig;
-use crate::internal_events::{InternalEvent, PartitionLag};
+use crate::internal_events::{InternalEvent, Lag, PartitionLag};
 use crate::lag::LagProbe;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
@@ -158,6 +158,8 @@ pub async fn report_lag(
         }
     };
     let mut reported: BTreeSet<(String, i32)> = BTreeSet::new();
+    let owned_now: Arc<std::sync::Mutex<BTreeSet<(String, i32)>>> = Arc::default();
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -171,21 +173,13 @@ pub async fn report_lag(
                 .collect(),
             Err(_) => continue,
         };
-        let lag = {
+        *owned_now.lock().expect("owned lock") = owned.iter().cloned().collect();
+        let positions = {
             let (probe, owned) = (probe.clone(), owned.clone());
-            tokio::task::spawn_blocking(move || {
-                let positions = probe.positions_of(&owned)?;
-                let keyed = positions
-                    .iter()
-                    .map(|((t, p), (end, done))| ((t.clone(), *p), (t.clone(), *p, *end, *done)))
-                    .collect();
-                let seconds = probe.time_lag(&keyed, crate::handler::now_ms());
-                Ok::<_, crate::lag::LagError>((positions, seconds))
-            })
-            .await
+            tokio::task::spawn_blocking(move || probe.positions_of(&owned)).await
         };
-        let (positions, seconds) = match lag {
-            Ok(Ok(lag)) => lag,
+        let positions = match positions {
+            Ok(Ok(positions)) => positions,
             Ok(Err(error)) => {
                 tracing::debug!(%error, processor, "lag not measured this time");
                 continue;
@@ -193,24 +187,56 @@ pub async fn report_lag(
             Err(_) => continue,
         };
         for (key, (end, done)) in &positions {
-            PartitionLag {
+            emit_lag(
+                &metrics,
+                &topics,
                 processor,
-                topic: topics.base(&key.0),
-                partition: key.1,
-                lag: Some(((end - done).max(0), seconds.get(key).copied())),
-            }
-            .emit(&metrics);
+                key,
+                Lag::Messages((end - done).max(0)),
+            );
+        }
+        // The seconds read a record of each partition behind: on a task of their own, so the
+        // messages above keep their pace; one at a time.
+        if !measuring.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (probe, metrics, topics) = (probe.clone(), metrics.clone(), topics.clone());
+            let (owned_now, measuring) = (owned_now.clone(), measuring.clone());
+            let keyed: BTreeMap<_, _> = positions
+                .iter()
+                .map(|((t, p), (end, done))| ((t.clone(), *p), (t.clone(), *p, *end, *done)))
+                .collect();
+            tokio::spawn(async move {
+                let seconds = tokio::task::spawn_blocking(move || {
+                    probe.time_lag(&keyed, crate::handler::now_ms())
+                })
+                .await
+                .unwrap_or_default();
+                let owned = owned_now.lock().expect("owned lock").clone();
+                for (key, lag) in seconds.iter().filter(|(key, _)| owned.contains(key)) {
+                    emit_lag(&metrics, &topics, processor, key, Lag::Seconds(*lag));
+                }
+                measuring.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
         let now: BTreeSet<(String, i32)> = owned.into_iter().collect();
-        for (topic, partition) in reported.difference(&now) {
-            PartitionLag {
-                processor,
-                topic: topics.base(topic),
-                partition: *partition,
-                lag: None,
-            }
-            .emit(&metrics);
+        for gone in reported.difference(&now) {
+            emit_lag(&metrics, &topics, processor, gone, Lag::Gone);
         }
         reported = now;
     }
+}
+
+fn emit_lag(
+    metrics: &Metrics,
+    topics: &Topics,
+    processor: &'static str,
+    (topic, partition): &(String, i32),
+    lag: Lag,
+) {
+    PartitionLag {
+        processor,
+        topic: topics.base(topic),
+        partition: *partition,
+        lag,
+    }
+    .emit(metrics);
 }

@@ -287,27 +287,27 @@ pub struct PartitionLag<'a> {
     pub processor: &'a str,
     pub topic: &'a str,
     pub partition: i32,
-    /// Messages and seconds behind (seconds `None` when the oldest uncommitted record could
-    /// not be read this time: the last figure stays). `None`: the partition is no longer
-    /// owned here; its figures go.
-    pub lag: Option<(i64, Option<f64>)>,
+    pub lag: Lag,
+}
+
+/// A figure of [`PartitionLag`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lag {
+    /// Messages behind.
+    Messages(i64),
+    /// Seconds behind.
+    Seconds(f64),
+    /// The partition is no longer owned here; its figures go.
+    Gone,
 }
 
 impl InternalEvent for PartitionLag<'_> {
     fn emit(self, metrics: &Metrics) {
+        let (processor, topic, partition) = (self.processor, self.topic, self.partition);
         match self.lag {
-            Some((messages, seconds)) => {
-                metrics.consumer_lag(self.processor, self.topic, self.partition, messages);
-                if let Some(seconds) = seconds {
-                    metrics.consumer_lag_seconds(
-                        self.processor,
-                        self.topic,
-                        self.partition,
-                        seconds,
-                    );
-                }
-            }
-            None => metrics.forget_consumer_lag(self.processor, self.topic, self.partition),
+            Lag::Messages(lag) => metrics.consumer_lag(processor, topic, partition, lag),
+            Lag::Seconds(lag) => metrics.consumer_lag_seconds(processor, topic, partition, lag),
+            Lag::Gone => metrics.forget_consumer_lag(processor, topic, partition),
         }
     }
 }

@@ -87,6 +87,7 @@ impl LagProbe {
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
                 .set("auto.offset.reset", "earliest")
+                .set("enable.partition.eof", "true")
                 .set("max.partition.fetch.bytes", "65536")
                 .set("queued.max.messages.kbytes", "1024")
                 .set("log_level", "3")
@@ -339,71 +340,80 @@ impl LagProbe {
 
     /// Lag in seconds from (log end, committed offset) per partition, at `now_ms`: 0 where the
     /// group has caught up, else the age of the record at the committed offset, the oldest one
-    /// not yet committed (read from the broker). A partition whose record could not be read
-    /// within the probe's wait is left out. Blocking.
+    /// not yet committed (read from the broker). 0 too when no record follows the committed
+    /// offset (only a transaction's commit marker does: a transactional producer, such as
+    /// `troupe deadletters redrive`, leaves one, and the log end counts it). A partition whose
+    /// record could not be read in time is left out. Blocking.
     pub fn time_lag<K: Ord + Clone>(
         &self,
         positions: &BTreeMap<K, (String, i32, i64, i64)>,
         now_ms: i64,
     ) -> BTreeMap<K, f64> {
-        let behind: Vec<((String, i32), i64)> = positions
+        let behind: Vec<(TopicPartition, i64)> = positions
             .values()
             .filter(|(_, _, end, done)| end > done)
             .map(|(topic, partition, _, done)| ((topic.clone(), *partition), *done))
             .collect();
-        let times = self.record_times(&behind, RECORD_WAIT);
+        let times = self.record_times(&behind);
         positions
             .iter()
             .filter_map(|(key, (topic, partition, end, done))| {
                 if end <= done {
                     return Some((key.clone(), 0.0));
                 }
-                let at = times.get(&((topic.clone(), *partition), *done))?;
-                Some((key.clone(), ((now_ms - at).max(0)) as f64 / 1000.0))
+                match times.get(&((topic.clone(), *partition), *done))? {
+                    Some(at) => Some((key.clone(), ((now_ms - at).max(0)) as f64 / 1000.0)),
+                    None => Some((key.clone(), 0.0)),
+                }
             })
             .collect()
     }
 
     /// The timestamp (ms since the epoch) of the record at each (partition, offset); when that
     /// offset holds no record (a transaction marker, a compacted or deleted one), of the next
-    /// record. Positions not read within `wait` are left out. Blocking.
+    /// record; `None` when no record follows. Positions not read in time are left out.
+    /// Blocking.
     fn record_times(
         &self,
-        at: &[((String, i32), i64)],
-        wait: Duration,
-    ) -> BTreeMap<((String, i32), i64), i64> {
-        let mut left: Vec<((String, i32), i64)> = at.to_vec();
+        at: &[(TopicPartition, i64)],
+    ) -> BTreeMap<(TopicPartition, i64), Option<i64>> {
+        let mut left: Vec<(TopicPartition, i64)> = at.to_vec();
         left.sort();
         left.dedup();
         let mut times = BTreeMap::new();
-        let deadline = std::time::Instant::now() + wait;
-        // One offset per partition at a time: groups at different offsets of one partition
-        // are read in rounds.
+        let deadline = std::time::Instant::now() + RECORD_WAIT;
+        // One topic and one offset per partition at a time (the end of a partition is reported
+        // with its number only): groups at different offsets of one partition, and topics, are
+        // read in rounds, each with a time limit of its own.
         while !left.is_empty() && std::time::Instant::now() < deadline {
-            let mut round: BTreeMap<(String, i32), i64> = BTreeMap::new();
-            left.retain(|(partition, offset)| {
-                if round.contains_key(partition) {
+            let topic = left[0].0 .0.clone();
+            let mut round: BTreeMap<i32, i64> = BTreeMap::new();
+            left.retain(|((t, partition), offset)| {
+                if *t != topic || round.contains_key(partition) {
                     return true;
                 }
-                round.insert(partition.clone(), *offset);
+                round.insert(*partition, *offset);
                 false
             });
-            for (key, time) in self.read_round(round, deadline) {
-                times.insert(key, time);
+            let round_deadline = deadline.min(std::time::Instant::now() + ROUND_WAIT);
+            for ((partition, offset), time) in self.read_round(&topic, round, round_deadline) {
+                times.insert(((topic.clone(), partition), offset), time);
             }
         }
         times
     }
 
-    /// Reads the record at one offset of each partition of `round`.
+    /// Reads the record at one offset of each partition of `topic` in `round` (partition →
+    /// offset); `None` for a partition whose end came first.
     fn read_round(
         &self,
-        mut round: BTreeMap<(String, i32), i64>,
+        topic: &str,
+        mut round: BTreeMap<i32, i64>,
         deadline: std::time::Instant,
-    ) -> Vec<((TopicPartition, i64), i64)> {
+    ) -> Vec<((i32, i64), Option<i64>)> {
         use rdkafka::Message;
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in &round {
+        for (partition, offset) in &round {
             if list
                 .add_partition_offset(topic, *partition, Offset::Offset(*offset))
                 .is_err()
@@ -422,12 +432,23 @@ impl LagProbe {
                 break;
             }
             match self.reader.poll(left) {
-                Some(Ok(message)) => {
-                    let key = (message.topic().to_owned(), message.partition());
-                    if let (Some(offset), Some(time)) =
-                        (round.remove(&key), message.timestamp().to_millis())
+                Some(Ok(message)) if message.topic() == topic => {
+                    let partition = message.partition();
+                    // A record before the offset asked for is left from an earlier assignment.
+                    if round
+                        .get(&partition)
+                        .is_some_and(|o| message.offset() >= *o)
                     {
-                        times.push(((key, offset), time));
+                        let offset = round.remove(&partition).expect("present");
+                        if let Some(time) = message.timestamp().to_millis() {
+                            times.push(((partition, offset), Some(time)));
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    if let Some(offset) = round.remove(&partition) {
+                        times.push(((partition, offset), None));
                     }
                 }
                 Some(Err(error)) => tracing::debug!(%error, "reading an uncommitted record"),
@@ -439,8 +460,9 @@ impl LagProbe {
     }
 }
 
-/// How long [`LagProbe::time_lag`] waits for the records it reads.
-const RECORD_WAIT: Duration = Duration::from_secs(3);
+/// How long [`LagProbe::time_lag`] reads records for, in all and per round.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
+const ROUND_WAIT: Duration = Duration::from_secs(1);
 
 /// Errors a broker reports while leadership is being settled; asking again shortly succeeds.
 fn is_retriable(error: &KafkaError) -> bool {

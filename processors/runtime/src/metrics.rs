@@ -302,12 +302,15 @@ async fn health(State(metrics): State<Metrics>) -> (StatusCode, &'static str) {
 }
 
 /// Writes a Prometheus file-discovery target for this process into `dir` (the local stack's
-/// `$TROUPE_HOME/prometheus/targets/`), if there is one. Returns the file written, for
+/// `$TROUPE_HOME/prometheus/targets/`), if there is one, labelled with `processor` and
+/// `instance_name`. `key` tells deployments apart on one stack (a processor passes its group):
+/// an instance restarted under the same names replaces its file. Returns the file written, for
 /// [`unregister_scrape_target`] at shutdown.
 pub fn register_scrape_target(
     dir: Option<&std::path::Path>,
     processor: &str,
     instance: &str,
+    key: &str,
     address: SocketAddr,
 ) -> Option<std::path::PathBuf> {
     let dir = dir?;
@@ -315,7 +318,7 @@ pub fn register_scrape_target(
         "targets": [address.to_string()],
         "labels": {"processor": processor, "instance_name": instance},
     }]);
-    let path = dir.join(format!("{processor}-{instance}.json"));
+    let path = dir.join(format!("{processor}-{instance}-{key}.json"));
     if let Err(error) = std::fs::write(&path, body.to_string()) {
         tracing::warn!(%error, path = %path.display(), "cannot register with prometheus");
         return None;

@@ -140,6 +140,7 @@ pub async fn start<H: Handler>(
         config.scrape_targets.as_deref(),
         H::NAME,
         &config.instance,
+        &config.group_id,
         metrics_address,
     );
     tokio::spawn(metrics::serve(listener, metrics.clone(), stop.clone()));

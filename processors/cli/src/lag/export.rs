@@ -104,7 +104,8 @@ pub async fn run(
     let target = troupe_runtime::metrics::register_scrape_target(
         troupe_runtime::config::scrape_targets_dir().as_deref(),
         "lag-exporter",
-        &format!("lag-exporter-{}", std::process::id()),
+        "lag-exporter",
+        &address.port().to_string(),
         address,
     );
     eprintln!("troupe lag export: serving http://{address}/metrics every {interval:?}");
@@ -126,6 +127,10 @@ pub async fn run(
                     before = Some(now);
                 }
                 Ok(Err(error)) => {
+                    // No figures rather than stale ones: a frozen lag would look like a stuck
+                    // group.
+                    figures.write().expect("figures lock").clear();
+                    before = None;
                     errors.inc();
                     eprintln!("troupe lag export: lag not observed this time: {error:#}");
                 }

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use std::time::{Duration, Instant};
+
 use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::config::KafkaConfig;
 use troupe_runtime::lag::LagProbe;
@@ -39,8 +43,12 @@ pub struct Observer {
     bootstrap: String,
     topics: Vec<String>,
     only: Vec<String>,
-    /// The probe of the last group set (its clients are reused while the set is unchanged).
+    /// The probe of the groups that read the topics (its clients are reused while the set is
+    /// unchanged).
     probe: Option<(Vec<String>, LagProbe)>,
+    /// Groups found to commit on none of the topics, and until when they are left out: the
+    /// many groups of other topics (tests, benches) cost one question now and then.
+    ignored: BTreeMap<String, Instant>,
     /// A probe of no group, to list the groups.
     lister: LagProbe,
     partitions: BTreeMap<String, i32>,
@@ -78,6 +86,7 @@ impl Observer {
         );
         Ok(Self {
             lister: LagProbe::new(&kafka.bootstrap, Vec::new(), BTreeMap::new())?,
+            ignored: BTreeMap::new(),
             bootstrap: kafka.bootstrap,
             topics: partitions.keys().cloned().collect(),
             only,
@@ -89,12 +98,31 @@ impl Observer {
     /// Looks at the broker once. Blocking: call it from a blocking task.
     pub fn observe(&mut self, now_ms: impl Fn() -> i64) -> anyhow::Result<Observation> {
         let listed = self.lister.list_groups()?;
-        let mut groups: Vec<String> = listed
-            .keys()
-            .filter(|g| !is_internal(g))
-            .filter(|g| self.only.is_empty() || self.only.contains(g))
-            .cloned()
-            .collect();
+        let now = Instant::now();
+        self.ignored.retain(|_, until| now < *until);
+        let known: Vec<String> = self.probe.iter().flat_map(|(set, _)| set.clone()).collect();
+        let mut groups: Vec<String> = Vec::new();
+        for group in listed.keys() {
+            if is_internal(group) || !(self.only.is_empty() || self.only.contains(group)) {
+                continue;
+            }
+            if known.contains(group) || !self.only.is_empty() {
+                groups.push(group.clone());
+            } else if !self.ignored.contains_key(group) {
+                if self.commits_on_topics(group)? {
+                    groups.push(group.clone());
+                } else {
+                    // A group with members may not have committed yet: asked again soon.
+                    let members = listed.get(group).copied().unwrap_or(0);
+                    let wait = if members > 0 {
+                        RECHECK_ACTIVE
+                    } else {
+                        RECHECK_EMPTY
+                    };
+                    self.ignored.insert(group.clone(), now + wait);
+                }
+            }
+        }
         for wanted in &self.only {
             if !groups.contains(wanted) {
                 groups.push(wanted.clone());
@@ -102,6 +130,7 @@ impl Observer {
         }
         groups.sort();
         if groups.is_empty() {
+            self.probe = None;
             return Ok(Observation {
                 at_ms: now_ms(),
                 ..Observation::default()
@@ -149,4 +178,30 @@ impl Observer {
             members,
         })
     }
+
+    /// Whether `group` committed an offset on any partition of the topics.
+    fn commits_on_topics(&self, group: &str) -> anyhow::Result<bool> {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("log_level", "3")
+            .create()?;
+        let mut wanted = TopicPartitionList::new();
+        for (topic, count) in &self.partitions {
+            for partition in 0..*count {
+                wanted.add_partition(topic, partition);
+            }
+        }
+        let committed = client.committed_offsets(wanted, Duration::from_secs(10))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .any(|e| matches!(e.offset(), Offset::Offset(_))))
+    }
 }
+
+/// How long a group found not to read the topics is left out before it is asked again: a
+/// group with members (it may commit on them soon), and an empty one.
+const RECHECK_ACTIVE: Duration = Duration::from_secs(20);
+const RECHECK_EMPTY: Duration = Duration::from_secs(300);
