@@ -60,6 +60,15 @@ order=$("$BIN/troupe" orders list --customer cust-0 --limit 1 --json | sed -n 's
 echo
 "$BIN/troupe" orders show "$order"
 
+printf '\n== what caused what: troupe trace %s\n' "$order"
+"$BIN/troupe" trace "$order"
+
+printf '\n== consumer lag, as the broker sees it (troupe lag)\n'
+"$BIN/troupe" lag
+
+printf '\n== the saga tracker (troupe sagas stalled)\n'
+"$BIN/troupe" sagas stalled
+
 printf '\n== the stack\n'
 scripts/stack.sh status || true
 printf '\nProcessors and the query API keep running (make down stops everything). Query API: %s; metrics: %s; logs: %s\n' \

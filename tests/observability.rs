@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::Value;
 use troupe_e2e::{get_json, Saga};
 use troupe_observability::{alert_rules, panel_queries};
 use troupe_runtime::lag::LagProbe;
@@ -147,6 +148,15 @@ async fn dashboards_alerts_and_the_saga_tracker_show_a_real_run() {
     let query_instance = api.trim_start_matches("http://").to_owned();
     let _exporter = Exporter::spawn(&saga, &home);
 
+    // Prometheus scrapes the order service before anything is dead-lettered there: a counter
+    // first seen at 1 shows no increase.
+    let order_instance = format!("127.0.0.1:{}", saga.port("order", 0));
+    let scraped = format!(r#"troupe_dead_letters_total{{instance="{order_instance}"}}"#);
+    wait_until("Prometheus to scrape the order service", MINUTE, || async {
+        (!query(&scraped).await.is_empty()).then_some(())
+    })
+    .await;
+
     // One order whose request is dead-lettered, then a run of good ones.
     let poisoned = Uuid::now_v7();
     poison(&saga, poisoned).await;
@@ -159,6 +169,44 @@ async fn dashboards_alerts_and_the_saga_tracker_show_a_real_run() {
     saga.seed_stock(40, 23).await;
     saga.place(40, 23, 20);
     saga.settle(40, Duration::from_secs(120)).await;
+
+    // One order's causation tree, from its request to its outcome, with where each was read.
+    let (_, listed) = get_json(&format!("{api}/customers/cust-0/orders?limit=1")).await;
+    let order = listed["orders"][0]["order_id"]
+        .as_str()
+        .expect("an order")
+        .to_owned();
+    let (status, trace) = get_json(&format!("{api}/orders/{order}/trace")).await;
+    assert_eq!(status, 200, "{trace}");
+    let events = trace["events"].as_array().expect("events");
+    let ids: Vec<&Value> = events.iter().map(|e| &e["event_id"]).collect();
+    assert_eq!(events[0]["event_type"], "PlaceOrder", "{trace}");
+    assert!(events[0]["causation_id"].is_null(), "{trace}");
+    for event in &events[1..] {
+        assert!(
+            ids.contains(&&event["causation_id"]),
+            "a cause outside the order: {trace}"
+        );
+    }
+    // Positions name the base topic, as `troupe` prints them: `troupe.orders.events/3@17`.
+    assert!(
+        events.iter().all(|e| e["position"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("troupe.") && p.contains('@'))),
+        "{trace}"
+    );
+    let printed = Command::new(binary("troupe"))
+        .args(["trace", &order])
+        .env("TROUPE_QUERY_URL", &api)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.starts_with("PlaceOrder by "), "{printed}");
+    assert!(
+        printed.contains("\n  OrderPlaced by order (+")
+            || printed.contains("\n  OrderRejected by order (+"),
+        "{printed}"
+    );
 
     // Read-your-writes through the API: the request is applied by the read model.
     let (status, order) =
@@ -212,7 +260,12 @@ async fn dashboards_alerts_and_the_saga_tracker_show_a_real_run() {
     )
     .await;
     assert!(fires("TroupeSagasStalled", "job", "troupe").await);
-    assert!(fires("TroupeDeadLetters", "reason", "handler_failed").await);
+    wait_until("the dead-letter alert's expression", MINUTE, || async {
+        fires("TroupeDeadLetters", "reason", "handler_failed")
+            .await
+            .then_some(())
+    })
+    .await;
 
     // Every panel shows something.
     let queries = panel_queries();

@@ -13,6 +13,7 @@ mod sagas;
 mod scenario;
 mod schemas;
 mod topics;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,8 @@ enum Command {
     /// Consumer lag of every group, in messages and seconds, as the broker sees it; `troupe lag
     /// export` serves it to Prometheus.
     Lag(lag::LagArgs),
+    /// The causation tree of one order's events, with the time each hop took (query API).
+    Trace(trace::TraceArgs),
     /// The saga tracker (through the query API): orders stalled or in flight.
     #[command(subcommand)]
     Sagas(sagas::SagasCommand),
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
             Command::Readmodels(command) => readmodels::run(command).await,
             Command::Saga(command) => saga::run(command, &cli.topics_file).await,
             Command::Sagas(command) => sagas::run(command).await,
+            Command::Trace(args) => trace::run(args).await,
             Command::Lag(args) => lag::run(args, &cli.topics_file).await,
             Command::Deploy(command) => deploy::run(command).await,
             Command::Deadletters(command) => deadletters::run(command, &cli.topics_file).await,

@@ -321,6 +321,22 @@ async fn stock(
     }
 }
 
+/// An order's events as a causation tree's entries (PostgreSQL).
+async fn trace(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    let stores = api.stores()?;
+    applied(&stores.pg, &params, &api, "/orders/{id}/trace").await?;
+    let events = stores.pg.trace(id).await?;
+    if events.is_empty() {
+        return Err(ApiError::not_found(format!("no order {id}")));
+    }
+    Ok(Json(json!({ "order_id": id, "events": events })).into_response())
+}
+
 /// The saga tracker's list (`?status=stalled|in_flight&older_than=5m&limit=100`) and census.
 async fn sagas(State(api): State<Api>, Query(params): Params) -> Result<Response, ApiError> {
     use crate::tracker::{self, Filter};
@@ -376,6 +392,7 @@ pub fn router(api: Api) -> Router {
         .route("/customers/{id}/orders", get(customer_orders))
         .route("/stock/{sku}", get(stock))
         .route("/stats/daily", get(daily))
+        .route("/orders/{id}/trace", get(trace))
         .route("/sagas", get(sagas))
         .route(
             "/openapi.json",

@@ -70,6 +70,20 @@ pub fn openapi() -> serde_json::Value {
                     "reserved": { "type": "integer" }, "sold": { "type": "integer" }
                 }}), true)
             }},
+            "/orders/{id}/trace": { "get": {
+                "summary": "An order's events with what caused each and where the projector read it: the causation tree of `troupe trace`",
+                "parameters": [id("id", "order id (UUID)"), min_position],
+                "responses": ok(json!({ "type": "object", "properties": {
+                    "order_id": { "type": "string", "format": "uuid" },
+                    "events": { "type": "array", "items": { "type": "object", "properties": {
+                        "event_id": { "type": "string", "format": "uuid" },
+                        "causation_id": { "type": ["string", "null"], "format": "uuid" },
+                        "occurred_at": { "type": "integer" }, "event_type": { "type": "string" },
+                        "service": { "type": "string" }, "detail": { "type": "string" },
+                        "position": { "type": ["string", "null"] }
+                    }}}
+                }}), true)
+            }},
             "/sagas": { "get": {
                 "summary": "The saga tracker: orders without an outcome, the longest idle first, and every order counted by state",
                 "parameters": [

@@ -31,6 +31,47 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// An order's events with what caused each and where it was read, in the order they
+    /// occurred (`troupe trace`).
+    pub async fn trace(&self, order_id: Uuid) -> Result<Vec<TraceEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.event_id, t.occurred_at, t.event_type, t.service, t.detail,
+                    e.causation_id, e.position
+               FROM timeline t LEFT JOIN event_trace e ON e.event_id = t.event_id
+              WHERE t.order_id = $1 ORDER BY t.occurred_at, t.event_id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TraceEntry {
+                event_id: r.get("event_id"),
+                causation_id: r.get("causation_id"),
+                occurred_at: r.get("occurred_at"),
+                event_type: r.get("event_type"),
+                service: r.get("service"),
+                detail: r.get("detail"),
+                position: r.get("position"),
+            })
+            .collect())
+    }
+}
+
+/// One event of an order's causation tree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TraceEntry {
+    pub event_id: Uuid,
+    /// The event that caused it (`None`: the start, or an event of a source).
+    pub causation_id: Option<Uuid>,
+    pub occurred_at: i64,
+    pub event_type: String,
+    pub service: String,
+    pub detail: String,
+    /// Where the projector read it, `topic/partition@offset` (`None` for events applied before
+    /// positions were recorded).
+    pub position: Option<String>,
 }
 
 const SUMMARY_UPSERT: &str = r#"
@@ -83,6 +124,16 @@ async fn apply_one(conn: &mut PgConnection, changes: &Changes) -> Result<(), Sto
             .await?;
     }
     if let Some(entry) = &changes.timeline {
+        sqlx::query(
+            "INSERT INTO event_trace (event_id, order_id, causation_id, position)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(entry.event_id)
+        .bind(entry.order_id)
+        .bind(changes.causation_id)
+        .bind(&changes.position)
+        .execute(&mut *conn)
+        .await?;
         sqlx::query(
             "INSERT INTO timeline (order_id, event_id, occurred_at, event_type, service, detail)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",

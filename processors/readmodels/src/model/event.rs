@@ -26,6 +26,8 @@ pub enum Fact {
 pub struct Changes {
     /// Where the event was read, `topic/partition@offset`: the summary's last applied position.
     pub position: String,
+    /// The event that caused this one (the causation tree of `troupe trace`).
+    pub causation_id: Option<Uuid>,
     pub summary: Option<SummaryChange>,
     pub timeline: Option<TimelineEntry>,
     pub stock: Vec<StockChange>,
@@ -244,6 +246,7 @@ pub fn changes(envelope: &Envelope) -> Changes {
     }
     Changes {
         position: String::new(),
+        causation_id: meta.causation_id,
         summary: Some(summary),
         timeline: Some(TimelineEntry {
             order_id: meta.order_id,
