@@ -7,14 +7,10 @@ cd "$ROOT"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# The test runner: its config (.config/nextest.toml) limits how many saga tests run at once.
-NEXTEST_VERSION=0.9.151
-TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
-export PATH=$TOOLS/bin:$PATH
-if ! cargo nextest --version 2>/dev/null | grep -q "cargo-nextest $NEXTEST_VERSION"; then
-  step "installing cargo-nextest $NEXTEST_VERSION into $TOOLS (first run only: about 6 minutes on 2 cores)"
-  cargo install --locked --quiet --root "$TOOLS" cargo-nextest --version "$NEXTEST_VERSION"
-fi
+# The pinned tools: cargo-nextest (its config, .config/nextest.toml, limits how many saga tests
+# run at once) and helm (the chart's tests).
+# shellcheck source=tools.sh
+source scripts/tools.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -125,6 +125,21 @@ impl<E: Display> InternalEvent for RelayFailed<'_, E> {
     }
 }
 
+/// The relay's producer timed out again and again and was replaced by a new one.
+#[derive(Debug)]
+pub struct RelayProducerReplaced<'a> {
+    pub processor: &'a str,
+}
+
+impl InternalEvent for RelayProducerReplaced<'_> {
+    fn emit(self, _metrics: &Metrics) {
+        tracing::warn!(
+            processor = self.processor,
+            "the outbox relay's deliveries kept timing out; its producer was replaced"
+        );
+    }
+}
+
 /// A message went to the dead-letter topic.
 #[derive(Debug)]
 pub struct DeadLettered<'a> {

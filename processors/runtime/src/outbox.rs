@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::KafkaConfig;
-use crate::internal_events::{InternalEvent, OutboxPublished, RelayFailed};
+use crate::internal_events::{InternalEvent, OutboxPublished, RelayFailed, RelayProducerReplaced};
 use crate::metrics::Metrics;
 use crate::trace::{now_us, Trace, TRACE_HEADER};
 
@@ -203,6 +203,8 @@ pub fn relay_producer(kafka: &KafkaConfig) -> rdkafka::error::KafkaResult<Future
 pub struct Relay {
     pub pool: PgPool,
     pub producer: FutureProducer,
+    /// To make a new producer when this one stays stuck (see [`Relay::run`]).
+    pub kafka: KafkaConfig,
     pub processor: &'static str,
     /// Woken by this process's own commits; other instances' commits arrive by NOTIFY.
     pub wake: Arc<Notify>,
@@ -222,8 +224,15 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// Runs until `stop` is cancelled, then publishes what is left and returns.
-    pub async fn run(self, stop: CancellationToken) {
+    ///
+    /// A producer whose messages time out [`STUCK_AFTER`] times in a row is replaced by a new
+    /// one: after a broker restart librdkafka's producer can stay on a partition leader it
+    /// will not find again (seen under load: every delivery timed out for minutes). What it
+    /// still held is purged and published again by the new one; consumers drop the copies
+    /// that arrive twice (the inbox).
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut backoff = Backoff::new();
+        let mut timeouts = 0;
         loop {
             match self.lead(&stop).await {
                 Ok(()) => return,
@@ -233,6 +242,11 @@ impl Relay {
                         error: &error,
                     }
                     .emit(&self.metrics);
+                    timeouts = if error.timed_out() { timeouts + 1 } else { 0 };
+                    if timeouts >= STUCK_AFTER {
+                        self.replace_producer();
+                        timeouts = 0;
+                    }
                     if stop.is_cancelled() {
                         return;
                     }
@@ -242,6 +256,26 @@ impl Relay {
                     }
                 }
             }
+        }
+    }
+
+    fn replace_producer(&mut self) {
+        match relay_producer(&self.kafka) {
+            Ok(producer) => {
+                use rdkafka::producer::{Producer, PurgeConfig};
+                self.producer
+                    .purge(PurgeConfig::default().queue().inflight());
+                self.producer = producer;
+                RelayProducerReplaced {
+                    processor: self.processor,
+                }
+                .emit(&self.metrics);
+            }
+            Err(error) => RelayFailed {
+                processor: self.processor,
+                error: &error,
+            }
+            .emit(&self.metrics),
         }
     }
 
@@ -357,6 +391,16 @@ impl Relay {
             self.commits.forget_through(last);
         }
         Ok(ids.len())
+    }
+}
+
+/// Deliveries timed out in a row before the relay's producer is replaced.
+const STUCK_AFTER: u32 = 2;
+
+impl RelayError {
+    fn timed_out(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode::MessageTimedOut;
+        matches!(self, RelayError::Kafka(e) if e.rdkafka_error_code() == Some(MessageTimedOut))
     }
 }
 

@@ -152,6 +152,7 @@ pub async fn start<H: Handler>(
         Relay {
             pool: pool.clone(),
             producer,
+            kafka: config.kafka.clone(),
             processor: H::NAME,
             wake: wake.clone(),
             commits: commits.clone(),

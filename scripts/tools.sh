@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The pinned tools the tests use, installed on first use into $TROUPE_TOOLS_DIR
+# (~/.cache/troupe/tools): cargo-nextest from crates.io, helm from the Go module proxy.
+#
+#   scripts/tools.sh            install what is missing
+#   source scripts/tools.sh     the same, and put $TOOLS/bin on PATH
+set -euo pipefail
+
+NEXTEST_VERSION=0.9.151
+HELM_VERSION=v3.22.0
+TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
+export PATH=$TOOLS/bin:$PATH
+
+tools_say() { printf '\n== %s\n' "$*"; }
+
+if ! cargo nextest --version 2>/dev/null | grep -q "cargo-nextest $NEXTEST_VERSION"; then
+  tools_say "installing cargo-nextest $NEXTEST_VERSION into $TOOLS (first run only: about 6 minutes on 2 cores)"
+  cargo install --locked --quiet --root "$TOOLS" cargo-nextest --version "$NEXTEST_VERSION"
+fi
+
+if ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+  command -v go >/dev/null || { echo "tools: helm needs Go (go install from the module proxy); install golang" >&2; exit 1; }
+  tools_say "installing helm $HELM_VERSION into $TOOLS (first run only: go install, a few minutes)"
+  mkdir -p "$TOOLS/bin" "$TOOLS/go"
+  GOBIN=$TOOLS/bin GOPATH=$TOOLS/go GOMODCACHE=$TOOLS/go/mod GOCACHE=$TOOLS/go/cache GOFLAGS=-modcacherw \
+    go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # The build cache is only needed to build it again.
+  rm -rf "$TOOLS/go/cache"
+fi
