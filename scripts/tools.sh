@@ -25,6 +25,6 @@ if ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; t
   GOBIN=$TOOLS/bin GOPATH=$TOOLS/go GOMODCACHE=$TOOLS/go/mod GOCACHE=$TOOLS/go/cache GOFLAGS=-modcacherw \
     go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  # The build cache is only needed to build it again.
-  rm -rf "$TOOLS/go/cache"
+  # The module and build caches (about 400 MB) are only needed to build it again.
+  rm -rf "$TOOLS/go"
 fi

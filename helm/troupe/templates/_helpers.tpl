@@ -68,8 +68,9 @@ order inventory payment shipping notification projector query
 {{- end -}}
 
 {{/*
-Merges `over` into `base` in place, recursively: maps merge key by key; everything else
-(lists, scalars, including false and 0) replaces. Sprig's merge/mergeOverwrite cannot be used:
+Merges `over` into `base` in place, recursively: maps merge key by key; null removes the key
+(e.g. `resources.limits.memory: null`); everything else (lists, scalars, including false and 0)
+replaces. Sprig's merge/mergeOverwrite cannot be used:
 they skip false and 0, so `podDisruptionBudget.enabled: false` would not override a default of
 true.
 */}}
@@ -77,7 +78,9 @@ true.
 {{- $base := .base -}}
 {{- range $key, $value := .over -}}
 {{- $current := get $base $key -}}
-{{- if and (kindIs "map" $value) (kindIs "map" $current) -}}
+{{- if kindIs "invalid" $value -}}
+{{- $_ := unset $base $key -}}
+{{- else if and (kindIs "map" $value) (kindIs "map" $current) -}}
 {{- include "troupe.mergeInto" (dict "base" $current "over" $value) -}}
 {{- else -}}
 {{- $_ := set $base $key $value -}}
@@ -159,7 +162,7 @@ from the Secret. Call with (dict "root" $ "secret" <secret name>).
       key: {{ $root.Values.secret.keys.postgresUrl }}
 - name: TROUPE_SCYLLA_NODES
   value: {{ $root.Values.scylla.nodes | quote }}
-{{ include "troupe.authEnv" . }}
+{{- include "troupe.authEnv" . }}
 {{- end -}}
 
 {{/*
@@ -267,12 +270,18 @@ the topic prefix. Call with (dict "root" $ "secret" <secret name>).
   value: /etc/troupe/topics.yaml
 - name: TROUPE_TOPIC_PREFIX
   value: {{ .root.Values.topicPrefix | quote }}
-{{ include "troupe.authEnv" . }}
+{{- include "troupe.authEnv" . }}
 {{- end -}}
 
-{{/* The keys of the Secret the chart creates. */}}
+{{/*
+The keys of the Secret the chart creates; with (dict "root" $ "hook" true), only what the setup
+Job reads (no PostgreSQL URL).
+*/}}
 {{- define "troupe.secretData" -}}
+{{- with .root }}
+{{- if not $.hook }}
 {{ .Values.secret.keys.postgresUrl }}: {{ .Values.postgres.url | quote }}
+{{- end }}
 {{- if .Values.kafka.sasl.enabled }}
 {{ .Values.secret.keys.kafkaSaslUsername }}: {{ required "kafka.sasl.username is required when kafka.sasl.enabled (or use secret.existingSecret)" .Values.kafka.sasl.username | quote }}
 {{ .Values.secret.keys.kafkaSaslPassword }}: {{ required "kafka.sasl.password is required when kafka.sasl.enabled (or use secret.existingSecret)" .Values.kafka.sasl.password | quote }}
@@ -280,6 +289,7 @@ the topic prefix. Call with (dict "root" $ "secret" <secret name>).
 {{- if .Values.schemaRegistry.auth.enabled }}
 {{ .Values.secret.keys.schemaRegistryUsername }}: {{ required "schemaRegistry.auth.username is required when schemaRegistry.auth.enabled (or use secret.existingSecret)" .Values.schemaRegistry.auth.username | quote }}
 {{ .Values.secret.keys.schemaRegistryPassword }}: {{ required "schemaRegistry.auth.password is required when schemaRegistry.auth.enabled (or use secret.existingSecret)" .Values.schemaRegistry.auth.password | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

@@ -1,0 +1,186 @@
+//! The Helm chart (`helm/troupe`), rendered by the real helm CLI (`scripts/tools.sh` installs
+//! it): it lints with every `ci/*-values.yaml`, refuses a typo in values, runs every process
+//! under the security context the cluster expects, passes each process the variables of the
+//! deployment contract (`troupe-deploy`), and ships the alert rules of
+//! `observability/alerts.yml` unchanged.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_yaml::Value;
+use troupe_deploy::{Deployment, Process, Spec};
+use troupe_testkit::repo_root;
+
+fn helm() -> PathBuf {
+    let tools = std::env::var_os("TROUPE_TOOLS_DIR").map_or_else(
+        || PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/troupe/tools"),
+        PathBuf::from,
+    );
+    let helm = tools.join("bin/helm");
+    assert!(
+        helm.is_file(),
+        "no helm at {} (scripts/tools.sh installs it; make test runs it)",
+        helm.display()
+    );
+    helm
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(helm())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run helm")
+}
+
+fn values_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo_root().join("helm/troupe/ci"))
+        .expect("helm/troupe/ci")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with("-values.yaml"))
+        .map(|name| format!("helm/troupe/ci/{name}"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+/// Every object of `helm template` with `extra` arguments.
+fn render(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "t", "helm/troupe"];
+    args.extend_from_slice(extra);
+    let output = run(&args);
+    assert!(
+        output.status.success(),
+        "helm template {extra:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+use serde::Deserialize;
+
+fn kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+#[test]
+fn the_chart_lints_and_renders_with_every_ci_values_file() {
+    for file in values_files() {
+        let lint = run(&["lint", "--strict", "helm/troupe", "-f", &file]);
+        assert!(
+            lint.status.success(),
+            "helm lint {file}:\n{}{}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
+        assert!(!render(&["-f", &file]).is_empty(), "{file} renders nothing");
+    }
+}
+
+#[test]
+fn a_typo_in_values_is_refused_with_its_path() {
+    for (set, expected) in [
+        ("defaults.replica=2", "replica"),
+        ("proceses.order.replicas=1", "proceses"),
+        ("processes.order.replicas=7", "partitions"),
+    ] {
+        let output = run(&["template", "t", "helm/troupe", "--set", set]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "--set {set} was accepted");
+        assert!(stderr.contains(expected), "--set {set}: {stderr}");
+    }
+}
+
+#[test]
+fn every_process_runs_non_root_read_only_with_probes_and_the_contracts_variables() {
+    let objects = render(&[]);
+    let deployments = kind(&objects, "Deployment");
+    let contract = Deployment::new(Spec {
+        name: None,
+        topic_prefix: String::new(),
+        servers: [
+            "TROUPE_KAFKA_BOOTSTRAP",
+            "TROUPE_SCHEMA_REGISTRY_URL",
+            "TROUPE_POSTGRES_URL",
+            "TROUPE_SCYLLA_NODES",
+        ]
+        .iter()
+        .map(|k| ((*k).to_owned(), String::new()))
+        .collect(),
+        settings: Vec::new(),
+        bin_dir: PathBuf::new(),
+        logs: PathBuf::new(),
+        detached: None,
+    });
+    let mut processes = Process::services();
+    processes.push(Process::Projector {
+        copy: "a".into(),
+        group: None,
+    });
+    processes.push(Process::Query {
+        copy: Some("a".into()),
+        wait_ms: 5000,
+    });
+    for process in &processes {
+        let name = format!("t-troupe-{}", process.name());
+        let deployment = deployments
+            .iter()
+            .find(|d| d["metadata"]["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no Deployment {name}"));
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let security = &container["securityContext"];
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{name}");
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(security["capabilities"]["drop"][0], "ALL", "{name}");
+        let non_root =
+            pod["securityContext"]["runAsNonRoot"] == true || security["runAsNonRoot"] == true;
+        assert!(non_root, "{name} may run as root");
+        for probe in ["livenessProbe", "readinessProbe"] {
+            assert_eq!(
+                container[probe]["httpGet"]["path"], "/health",
+                "{name} {probe}"
+            );
+        }
+        assert!(
+            pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(0) >= 30,
+            "{name}"
+        );
+        let env: BTreeSet<String> = container["env"]
+            .as_sequence()
+            .expect("env")
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect();
+        for (variable, _) in contract.environment(process, 0, 9090) {
+            // The read-model copy is the live one unless pinned; the local launcher pins it.
+            if variable == "TROUPE_READMODEL_COPY" && process.name() == "query" {
+                continue;
+            }
+            assert!(env.contains(&variable), "{name} lacks {variable}: {env:?}");
+        }
+    }
+}
+
+#[test]
+fn the_prometheus_rule_is_the_alert_file() {
+    let objects = render(&["-f", "helm/troupe/ci/full-values.yaml"]);
+    let rules = kind(&objects, "PrometheusRule");
+    assert_eq!(rules.len(), 1);
+    let file: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("observability/alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rules[0]["spec"]["groups"], file["groups"]);
+    let dashboards = kind(&objects, "ConfigMap")
+        .into_iter()
+        .filter(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .count();
+    assert_eq!(dashboards, 4, "one ConfigMap per dashboard");
+}
