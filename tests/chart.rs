@@ -184,3 +184,23 @@ fn the_prometheus_rule_is_the_alert_file() {
         .count();
     assert_eq!(dashboards, 4, "one ConfigMap per dashboard");
 }
+
+#[test]
+fn the_values_schema_is_the_one_its_generator_writes() {
+    let generated = Command::new("python3")
+        .arg("helm/values-schema.py")
+        .current_dir(repo_root())
+        .output()
+        .expect("python3");
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let committed = std::fs::read(repo_root().join("helm/troupe/values.schema.json")).unwrap();
+    assert!(
+        generated.stdout == committed,
+        "helm/troupe/values.schema.json differs from its generator: \
+         python3 helm/values-schema.py > helm/troupe/values.schema.json"
+    );
+}
