@@ -1,8 +1,8 @@
 //! The query API's metrics and its saga tracker's, declared in
 //! `troupe_observability::catalogue`, served at the API's `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
-use troupe_observability::catalogue::{self, Kind};
+use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry};
+use troupe_runtime::metrics::{counter, gauge, histogram};
 
 /// Cheap to clone.
 #[derive(Debug, Clone)]
@@ -16,37 +16,6 @@ pub struct ApiMetrics {
     pub(crate) outcomes: IntCounterVec,
     pub(crate) compensations: IntCounterVec,
     pub(crate) durations: HistogramVec,
-}
-
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("unique metric");
-    metric
-}
-
-fn counter(registry: &Registry, name: &str) -> IntCounterVec {
-    let def = catalogue::get(name);
-    let metric = IntCounterVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
-    register(registry, metric)
-}
-
-fn gauge(registry: &Registry, name: &str) -> IntGaugeVec {
-    let def = catalogue::get(name);
-    let metric = IntGaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
-    register(registry, metric)
-}
-
-fn histogram(registry: &Registry, name: &str) -> HistogramVec {
-    let def = catalogue::get(name);
-    let Kind::Histogram { buckets } = def.kind else {
-        panic!("{name} is not a histogram in the catalogue");
-    };
-    let opts = HistogramOpts::new(def.name, def.help).buckets(buckets.to_vec());
-    register(
-        registry,
-        HistogramVec::new(opts, def.labels).expect("valid"),
-    )
 }
 
 impl ApiMetrics {

@@ -100,6 +100,27 @@ impl LagProbe {
         self.partitions.get(topic).copied().unwrap_or(1)
     }
 
+    /// Every topic of every group, once.
+    fn all_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.topics.iter().cloned())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Every partition of `group`'s topics.
+    fn partitions_of(&self, group: &Group) -> Vec<TopicPartition> {
+        group
+            .topics
+            .iter()
+            .flat_map(|t| (0..self.partitions(t)).map(move |p| (t.clone(), p)))
+            .collect()
+    }
+
     /// The log end (the offset the next message will get) of every partition of `topics`, in
     /// one request: ListOffsets for the latest offset.
     pub fn high_watermarks(
@@ -210,21 +231,10 @@ impl LagProbe {
     /// candidate topics, only those it has committed an offset on (on any partition) count as
     /// read by it. Blocking.
     pub fn consumed_offsets(&self) -> Result<PerPartition<(i64, i64)>, LagError> {
-        let mut topics: Vec<String> = self
-            .groups
-            .iter()
-            .flat_map(|g| g.topics.iter().cloned())
-            .collect();
-        topics.sort();
-        topics.dedup();
-        let ends = self.high_watermarks(&topics)?;
+        let ends = self.high_watermarks(&self.all_topics())?;
         let mut offsets = BTreeMap::new();
         for group in &self.groups {
-            let partitions: Vec<(String, i32)> = group
-                .topics
-                .iter()
-                .flat_map(|t| (0..self.partitions(t)).map(move |p| (t.clone(), p)))
-                .collect();
+            let partitions = self.partitions_of(group);
             let commits = Self::commits(group, &partitions)?;
             let read: std::collections::BTreeSet<&String> = commits
                 .iter()
@@ -281,21 +291,10 @@ impl LagProbe {
     /// Per (group, topic, partition) of every group's topics: the log end and the group's
     /// committed offset. Blocking: call it from a blocking task.
     pub fn offsets(&self) -> Result<PerPartition<(i64, i64)>, LagError> {
-        let mut topics: Vec<String> = self
-            .groups
-            .iter()
-            .flat_map(|g| g.topics.iter().cloned())
-            .collect();
-        topics.sort();
-        topics.dedup();
-        let ends = self.high_watermarks(&topics)?;
+        let ends = self.high_watermarks(&self.all_topics())?;
         let mut offsets = BTreeMap::new();
         for group in &self.groups {
-            let partitions: Vec<(String, i32)> = group
-                .topics
-                .iter()
-                .flat_map(|t| (0..self.partitions(t)).map(move |p| (t.clone(), p)))
-                .collect();
+            let partitions = self.partitions_of(group);
             for ((topic, partition), done) in Self::committed(group, &partitions)? {
                 let end = ends[&(topic.clone(), partition)];
                 offsets.insert((group.name.clone(), topic, partition), (end, done));

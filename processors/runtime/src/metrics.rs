@@ -53,7 +53,9 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter(registry: &Registry, name: &str) -> IntCounterVec {
+/// Registers the catalogue's counter `name` in `registry` (every troupe process registers its
+/// metrics through these four).
+pub fn counter(registry: &Registry, name: &str) -> IntCounterVec {
     let def = catalogue::get(name);
     let metric = IntCounterVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
     registry
@@ -62,7 +64,8 @@ fn counter(registry: &Registry, name: &str) -> IntCounterVec {
     metric
 }
 
-fn gauge(registry: &Registry, name: &str) -> IntGaugeVec {
+/// Registers the catalogue's gauge `name` (integer values).
+pub fn gauge(registry: &Registry, name: &str) -> IntGaugeVec {
     let def = catalogue::get(name);
     let metric = IntGaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
     registry
@@ -71,7 +74,8 @@ fn gauge(registry: &Registry, name: &str) -> IntGaugeVec {
     metric
 }
 
-fn float_gauge(registry: &Registry, name: &str) -> GaugeVec {
+/// Registers the catalogue's gauge `name` (float values).
+pub fn float_gauge(registry: &Registry, name: &str) -> GaugeVec {
     let def = catalogue::get(name);
     let metric = GaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("valid");
     registry
@@ -80,7 +84,8 @@ fn float_gauge(registry: &Registry, name: &str) -> GaugeVec {
     metric
 }
 
-fn histogram(registry: &Registry, name: &str) -> HistogramVec {
+/// Registers the catalogue's histogram `name` with its buckets.
+pub fn histogram(registry: &Registry, name: &str) -> HistogramVec {
     let def = catalogue::get(name);
     let Kind::Histogram { buckets } = def.kind else {
         panic!("{name} is not a histogram in the catalogue");

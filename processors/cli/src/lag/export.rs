@@ -8,20 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
-use prometheus::{Encoder, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, Opts, Registry, TextEncoder};
 use troupe_observability::catalogue;
+use troupe_runtime::metrics::float_gauge as gauge;
 
 use super::observe::{Observation, Observer};
 use super::rates::paces;
-
-fn gauge(registry: &Registry, name: &str) -> GaugeVec {
-    let def = catalogue::get(name);
-    let metric = GaugeVec::new(Opts::new(def.name, def.help), def.labels).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("unique metric");
-    metric
-}
 
 /// The exposition of one observation (and the pace since `before`).
 pub fn render(before: Option<&Observation>, now: &Observation) -> String {
