@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde_json::Value;
 use troupe_e2e::{get_json, Saga};
 use troupe_observability::{alert_rules, panel_queries};
-use troupe_runtime::lag::LagProbe;
 use troupe_testkit::{binary, repo_root, stack, wait_until};
 use uuid::Uuid;
 
@@ -290,26 +289,18 @@ async fn dashboards_alerts_and_the_saga_tracker_show_a_real_run() {
 
     // The lag panels' offsets are the broker's: nothing moves once the run settled.
     let shipping = saga.group("shipping");
-    let topics: Vec<String> = ["troupe.orders.events", "troupe.payment.events"]
-        .iter()
-        .map(|t| format!("{}{t}", saga.prefix))
-        .collect();
-    let partitions = topics.iter().map(|t| (t.clone(), 6)).collect();
-    let probe = LagProbe::new(
-        &stack().kafka_bootstrap,
-        vec![(shipping.clone(), topics)],
-        partitions,
-    )
-    .unwrap();
-    let broker = probe.offsets().unwrap();
+    let broker = saga.offsets(
+        &shipping,
+        &["troupe.orders.events", "troupe.payment.events"],
+    );
     assert!(
-        broker.values().any(|(_, committed)| *committed > 0),
+        broker.iter().any(|(_, _, _, committed)| *committed > 0),
         "{broker:?}"
     );
     let deadline = std::time::Instant::now() + MINUTE;
     let differences = loop {
         let mut differences = Vec::new();
-        for ((_, topic, partition), (end, committed)) in &broker {
+        for (topic, partition, end, committed) in &broker {
             let selector = |metric: &str| {
                 format!(
                     r#"{metric}{{group="{shipping}", topic="{topic}", partition="{partition}"}}"#

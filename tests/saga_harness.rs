@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -15,11 +15,12 @@ use troupe_events::topology::Topology;
 use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::codec::{Codec, DecodeError, Decoded};
 use troupe_runtime::config::{with_database, KafkaConfig};
-use troupe_runtime::lag::LagProbe;
 use troupe_runtime::topics::Topics;
 use troupe_testkit::{binary, repo_root, stack, unique, wait_until, Stack};
 
 use crate::{Snapshot, TempDir, SERVICES};
+
+mod offsets;
 
 /// How long an instance may take to become healthy, or to stop after SIGTERM.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -370,46 +371,6 @@ impl Saga {
             &rate.to_string(),
             "--no-stock",
         ])
-    }
-
-    /// The partitions of the saga's topics `bases` where consumer group `group` has not
-    /// committed every message: (topic, partition) → (log end, committed).
-    pub fn behind(&self, group: &str, bases: &[&str]) -> Vec<(String, i32, i64, i64)> {
-        let topics: Vec<String> = bases
-            .iter()
-            .map(|t| format!("{}{t}", self.prefix))
-            .collect();
-        let partitions = topics.iter().map(|t| (t.clone(), 6)).collect();
-        let probe = LagProbe::new(
-            &self.stack.kafka_bootstrap,
-            vec![(group.to_owned(), topics)],
-            partitions,
-        )
-        .expect("lag probe");
-        probe
-            .offsets()
-            .expect("offsets")
-            .into_iter()
-            .filter(|(_, (end, committed))| committed < end)
-            .map(|((_, topic, partition), (end, committed))| (topic, partition, end, committed))
-            .collect()
-    }
-
-    /// Waits until consumer group `group` has committed every message of `bases`; on timeout,
-    /// names the partitions still behind.
-    pub async fn wait_caught_up(&self, group: &str, bases: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let behind = self.behind(group, bases);
-            if behind.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{group} has not caught up after 90s; (topic, partition, end, committed): {behind:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// A consumer outside any group of the saga's, for reading its topics by assignment.

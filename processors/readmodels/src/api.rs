@@ -293,11 +293,15 @@ async fn timeline(
     let id = order_id(&id)?;
     let stores = api.stores()?;
     applied(&stores.cql, &params, &api, "/orders/{id}/timeline").await?;
-    let entries = stores.cql.timeline(id).await?;
-    if entries.is_empty() {
+    order_events(id, stores.cql.timeline(id).await?)
+}
+
+/// An order's events as `{"order_id", "events"}`; no events: no such order.
+fn order_events<T: serde::Serialize>(id: Uuid, events: Vec<T>) -> Result<Response, ApiError> {
+    if events.is_empty() {
         return Err(ApiError::not_found(format!("no order {id}")));
     }
-    Ok(Json(json!({ "order_id": id, "events": entries })).into_response())
+    Ok(Json(json!({ "order_id": id, "events": events })).into_response())
 }
 
 async fn stock(
@@ -330,11 +334,7 @@ async fn trace(
     let id = order_id(&id)?;
     let stores = api.stores()?;
     applied(&stores.pg, &params, &api, "/orders/{id}/trace").await?;
-    let events = stores.pg.trace(id).await?;
-    if events.is_empty() {
-        return Err(ApiError::not_found(format!("no order {id}")));
-    }
-    Ok(Json(json!({ "order_id": id, "events": events })).into_response())
+    order_events(id, stores.pg.trace(id).await?)
 }
 
 /// The saga tracker's list (`?status=stalled|in_flight&older_than=5m&limit=100`) and census.
