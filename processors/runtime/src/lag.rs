@@ -252,8 +252,9 @@ impl LagProbe {
         Ok(offsets)
     }
 
-    /// The consumer groups the broker knows, with how many members each has. Blocking.
-    pub fn list_groups(&self) -> Result<BTreeMap<String, usize>, LagError> {
+    /// The consumer groups the broker knows: their members and the topics assigned to them.
+    /// Blocking.
+    pub fn list_groups(&self) -> Result<BTreeMap<String, ListedGroup>, LagError> {
         let list = self
             .watermarks
             .fetch_group_list(None, TIMEOUT)
@@ -264,7 +265,16 @@ impl LagProbe {
         Ok(list
             .groups()
             .iter()
-            .map(|g| (g.name().to_owned(), g.members().len()))
+            .map(|g| {
+                let assigned = g
+                    .members()
+                    .iter()
+                    .filter_map(|m| m.assignment())
+                    .flat_map(assigned_topics)
+                    .collect();
+                let members = g.members().len();
+                (g.name().to_owned(), ListedGroup { members, assigned })
+            })
             .collect())
     }
 
@@ -463,6 +473,38 @@ impl LagProbe {
 const RECORD_WAIT: Duration = Duration::from_secs(5);
 const ROUND_WAIT: Duration = Duration::from_secs(1);
 
+/// A consumer group as the broker lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub members: usize,
+    /// The topics its leader assigned to its members (consumer protocol).
+    pub assigned: std::collections::BTreeSet<String>,
+}
+
+/// The topics of a consumer-protocol assignment (version, then topics with their partitions);
+/// none when the bytes are not one.
+pub fn assigned_topics(bytes: &[u8]) -> Vec<String> {
+    fn read(bytes: &[u8]) -> Option<Vec<String>> {
+        let mut at = 2; // the version
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let slice = bytes.get(at..at + n)?;
+            at += n;
+            Some(slice)
+        };
+        let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut topics = Vec::new();
+        for _ in 0..count.max(0) {
+            let length = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let name = String::from_utf8(take(usize::try_from(length).ok()?)?.to_vec()).ok()?;
+            let partitions = i32::from_be_bytes(take(4)?.try_into().ok()?);
+            take(4 * usize::try_from(partitions).ok()?)?;
+            topics.push(name);
+        }
+        Some(topics)
+    }
+    read(bytes).unwrap_or_default()
+}
+
 /// Errors a broker reports while leadership is being settled; asking again shortly succeeds.
 fn is_retriable(error: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode::{
@@ -472,4 +514,26 @@ fn is_retriable(error: &KafkaError) -> bool {
         error.rdkafka_error_code(),
         Some(NotLeaderForPartition | LeaderNotAvailable | UnknownTopicOrPartition)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assigned_topics;
+
+    #[test]
+    fn an_assignment_names_its_topics_and_anything_else_none() {
+        let mut bytes = vec![0, 1, 0, 0, 0, 2];
+        for (topic, partitions) in [("orders", &[0i32, 3][..]), ("stock", &[5][..])] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend((partitions.len() as i32).to_be_bytes());
+            for p in partitions {
+                bytes.extend(p.to_be_bytes());
+            }
+        }
+        bytes.extend(0i32.to_be_bytes()); // no user data
+        assert_eq!(assigned_topics(&bytes), ["orders", "stock"]);
+        assert!(assigned_topics(&bytes[..9]).is_empty(), "cut short");
+        assert!(assigned_topics(b"").is_empty());
+    }
 }

@@ -106,14 +106,21 @@ impl Observer {
             if is_internal(group) || !(self.only.is_empty() || self.only.contains(group)) {
                 continue;
             }
-            if known.contains(group) || !self.only.is_empty() {
+            let assigned = &listed[group].assigned;
+            if known.contains(group)
+                || !self.only.is_empty()
+                || assigned.iter().any(|t| self.partitions.contains_key(t))
+            {
                 groups.push(group.clone());
             } else if !self.ignored.contains_key(group) {
-                if self.commits_on_topics(group)? {
+                // A group with members reads what its members were assigned: only one with
+                // none (empty, or rebalancing) is asked for its commits, and not again soon.
+                let members = listed[group].members;
+                if !assigned.is_empty() {
+                    self.ignored.insert(group.clone(), now + RECHECK_EMPTY);
+                } else if self.commits_on_topics(group)? {
                     groups.push(group.clone());
                 } else {
-                    // A group with members may not have committed yet: asked again soon.
-                    let members = listed.get(group).copied().unwrap_or(0);
                     let wait = if members > 0 {
                         RECHECK_ACTIVE
                     } else {
@@ -170,7 +177,7 @@ impl Observer {
         let members = groups
             .iter()
             .filter(|g| partitions.keys().any(|(group, _, _)| group == *g))
-            .map(|g| (g.clone(), listed.get(g).copied().unwrap_or(0)))
+            .map(|g| (g.clone(), listed.get(g).map_or(0, |l| l.members)))
             .collect();
         Ok(Observation {
             at_ms,
