@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test lint fmt unit build bench bench-saga chaos
+.PHONY: help up down status demo test lint fmt unit build image bench bench-saga chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -48,3 +48,6 @@ chaos: ## the chaos soak: TROUPE_CHAOS_ROUNDS rounds of faults under load (defau
 
 build: ## build every binary
 	cargo build --workspace --bins --locked
+
+image: ## the container image (Containerfile) with podman, as localhost/troupe:dev; local bases on first use
+	@scripts/image.sh

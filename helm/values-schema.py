@@ -64,7 +64,7 @@ settings = {
     "replicas": i(0, desc="Pods of this process (no more than `partitions` for a consumer)."),
     "resources": resources,
     "env": strmap("Further variables (the contract's settings): NAME: value.", env_name),
-    "metricsPort": i(1, 65535, "Port of /metrics and /health (TROUPE_METRICS_LISTEN)."),
+    "metricsPort": i(1, 65535, "Port of /metrics and the probes /live, /ready (TROUPE_METRICS_LISTEN)."),
     "terminationGracePeriodSeconds": i(1),
     "preStopSleepSeconds": i(0, 300),
     "probes": obj({"startup": probe, "liveness": probe, "readiness": probe}),
@@ -109,7 +109,7 @@ services = {n: process({"database": db, "groupId": group})
 processes = dict(services)
 processes["projector"] = process({"copy": copy_name, "groupId": group})
 processes["query"] = process({
-    "port": i(1, 65535, "TROUPE_QUERY_LISTEN 0.0.0.0:<port>; also /metrics and /health."),
+    "port": i(1, 65535, "TROUPE_QUERY_LISTEN 0.0.0.0:<port>; also /metrics and the probes /live, /ready."),
     "copy": s(pattern=r"^[a-z0-9_]*$"),
     "waitMs": i(0),
     "sagaStallAfter": duration,
@@ -134,12 +134,14 @@ schema = {
         "kafka": obj({
             "bootstrap": s(minLength=1),
             "sasl": obj({"enabled": b(),
-                         "securityProtocol": s(enum=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
-                         "mechanism": s(enum=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]),
+                         "securityProtocol": s(enum=["SASL_PLAINTEXT", "SASL_SSL"]),
+                         "mechanism": s(enum=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
                          "username": s(), "password": s(), "caSecret": s()}),
+            "tls": obj({"enabled": b(), "clientCertSecret": s()}),
         }, required=["bootstrap"]),
         "schemaRegistry": obj({"url": s(pattern=r"^https?://"),
-                               "auth": obj({"enabled": b(), "username": s(), "password": s()})},
+                               "auth": obj({"enabled": b(), "username": s(), "password": s()}),
+                               "caSecret": s()},
                               required=["url"]),
         "postgres": obj({"url": s(pattern=r"^postgres(ql)?://")}),
         "scylla": obj({"nodes": s(minLength=1)}),

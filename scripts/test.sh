@@ -24,6 +24,9 @@ cargo build --workspace --bins --tests --locked --quiet
 step "troupe schemas check --offline (every subject's versions against each other)"
 "${CARGO_TARGET_DIR:-$ROOT/target}/debug/troupe" schemas check --offline
 
+step "container image (podman; the pods test runs it)"
+scripts/image.sh
+
 step "local stack"
 scripts/stack.sh up
 # shellcheck disable=SC1091

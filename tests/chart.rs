@@ -142,11 +142,14 @@ fn every_process_runs_non_root_read_only_with_probes_and_the_contracts_variables
         let non_root =
             pod["securityContext"]["runAsNonRoot"] == true || security["runAsNonRoot"] == true;
         assert!(non_root, "{name} may run as root");
-        for probe in ["livenessProbe", "readinessProbe"] {
-            assert_eq!(
-                container[probe]["httpGet"]["path"], "/health",
-                "{name} {probe}"
-            );
+        // The runtime's meanings (processors/runtime/src/health.rs): alive = the loop turns,
+        // ready = database answering and partitions assigned.
+        for (probe, path) in [
+            ("startupProbe", "/live"),
+            ("livenessProbe", "/live"),
+            ("readinessProbe", "/ready"),
+        ] {
+            assert_eq!(container[probe]["httpGet"]["path"], path, "{name} {probe}");
         }
         assert!(
             pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(0) >= 30,

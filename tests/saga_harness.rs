@@ -80,15 +80,24 @@ impl Saga {
         }
         for service in SERVICES {
             saga.wait_healthy(service, 0).await;
-            let url = with_database(&saga.stack.postgres_url, &saga.database(service));
+        }
+        saga.connect().await;
+        saga
+    }
+
+    /// Connects to every service's database (created by the services themselves), for
+    /// [`Saga::snapshot`] and [`Saga::settle`]: done by [`Saga::start`]; by hand when the
+    /// services run elsewhere (containers, say).
+    pub async fn connect(&mut self) {
+        for service in SERVICES {
+            let url = with_database(&self.stack.postgres_url, &self.database(service));
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)
                 .connect(&url)
                 .await
                 .expect("service database");
-            saga.pools.insert(service, pool);
+            self.pools.insert(service, pool);
         }
-        saga
     }
 
     /// The saga's topics (under a prefix of their own) and environment, and no processor running:
@@ -97,7 +106,8 @@ impl Saga {
         Self::topics_only_on(stack(), settings).await
     }
 
-    async fn topics_only_on(stack: &Stack, settings: &[(&str, &str)]) -> Saga {
+    /// As [`Saga::topics_only`], against `stack`.
+    pub async fn topics_only_on(stack: &Stack, settings: &[(&str, &str)]) -> Saga {
         let id = unique("t");
         let prefix = format!("{id}.");
         let topology = Topology::parse(

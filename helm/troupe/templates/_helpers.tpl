@@ -166,31 +166,43 @@ from the Secret. Call with (dict "root" $ "secret" <secret name>).
 {{- end -}}
 
 {{/*
-Kafka SASL/TLS and registry basic auth. Not read by the runtime yet; wired only when enabled.
-Call with (dict "root" $ "secret" <secret name>).
+Kafka SASL/TLS and the registry's basic auth and CA (processors/runtime/src/security.rs reads
+them; the README's configuration table lists them). Only consistent combinations are emitted:
+the protocol is kafka.sasl.securityProtocol with SASL, SSL with kafka.tls alone; the CA and the
+client certificate only when the protocol uses TLS. Call with (dict "root" $ "secret" <name>).
 */}}
 {{- define "troupe.authEnv" -}}
 {{- $root := .root -}}
-{{- with $root.Values.kafka.sasl }}
-{{- if .enabled }}
+{{- $kafka := $root.Values.kafka -}}
+{{- if $kafka.sasl.enabled }}
 - name: TROUPE_KAFKA_SECURITY_PROTOCOL
-  value: {{ .securityProtocol | quote }}
+  value: {{ $kafka.sasl.securityProtocol | quote }}
 - name: TROUPE_KAFKA_SASL_MECHANISM
-  value: {{ .mechanism | quote }}
+  value: {{ $kafka.sasl.mechanism | quote }}
 - name: TROUPE_KAFKA_SASL_USERNAME
   valueFrom:
     secretKeyRef:
-      name: {{ $.secret }}
+      name: {{ .secret }}
       key: {{ $root.Values.secret.keys.kafkaSaslUsername }}
 - name: TROUPE_KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $.secret }}
+      name: {{ .secret }}
       key: {{ $root.Values.secret.keys.kafkaSaslPassword }}
-{{- if .caSecret }}
+{{- else if $kafka.tls.enabled }}
+- name: TROUPE_KAFKA_SECURITY_PROTOCOL
+  value: "SSL"
+{{- end }}
+{{- if include "troupe.kafkaTls" $root }}
+{{- if $kafka.sasl.caSecret }}
 - name: TROUPE_KAFKA_SSL_CA_LOCATION
   value: /etc/troupe-kafka-ca/ca.crt
 {{- end }}
+{{- if $kafka.tls.clientCertSecret }}
+- name: TROUPE_KAFKA_SSL_CERTIFICATE_LOCATION
+  value: /etc/troupe-kafka-client/tls.crt
+- name: TROUPE_KAFKA_SSL_KEY_LOCATION
+  value: /etc/troupe-kafka-client/tls.key
 {{- end }}
 {{- end }}
 {{- if $root.Values.schemaRegistry.auth.enabled }}
@@ -205,21 +217,61 @@ Call with (dict "root" $ "secret" <secret name>).
       name: {{ .secret }}
       key: {{ $root.Values.secret.keys.schemaRegistryPassword }}
 {{- end }}
+{{- if $root.Values.schemaRegistry.caSecret }}
+- name: TROUPE_SCHEMA_REGISTRY_CA_LOCATION
+  value: /etc/troupe-registry-ca/ca.crt
+{{- end }}
 {{- end -}}
 
-{{/* The Kafka CA volume and mount, when kafka.sasl.caSecret is set. */}}
+{{/* "true" when the Kafka protocol the chart sets uses TLS (SASL_SSL, or kafka.tls alone). */}}
+{{- define "troupe.kafkaTls" -}}
+{{- $kafka := .Values.kafka -}}
+{{- if $kafka.sasl.enabled -}}
+{{- if eq $kafka.sasl.securityProtocol "SASL_SSL" }}true{{ end -}}
+{{- else if $kafka.tls.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Secrets that hold TLS material, as volumes and mounts: the brokers' CA
+(kafka.sasl.caSecret), the Kafka client certificate (kafka.tls.clientCertSecret), the
+registry's CA (schemaRegistry.caSecret). Each only when troupe.authEnv points at it.
+*/}}
 {{- define "troupe.caVolume" -}}
-{{- if and .Values.kafka.sasl.enabled .Values.kafka.sasl.caSecret }}
+{{- $kafkaTls := include "troupe.kafkaTls" . -}}
+{{- if and $kafkaTls .Values.kafka.sasl.caSecret }}
 - name: kafka-ca
   secret:
     secretName: {{ .Values.kafka.sasl.caSecret }}
 {{- end }}
+{{- if and $kafkaTls .Values.kafka.tls.clientCertSecret }}
+- name: kafka-client
+  secret:
+    secretName: {{ .Values.kafka.tls.clientCertSecret }}
+{{- end }}
+{{- if .Values.schemaRegistry.caSecret }}
+- name: registry-ca
+  secret:
+    secretName: {{ .Values.schemaRegistry.caSecret }}
+{{- end }}
 {{- end -}}
 
 {{- define "troupe.caMount" -}}
-{{- if and .Values.kafka.sasl.enabled .Values.kafka.sasl.caSecret }}
+{{- $kafkaTls := include "troupe.kafkaTls" . -}}
+{{- if and $kafkaTls .Values.kafka.sasl.caSecret }}
 - name: kafka-ca
   mountPath: /etc/troupe-kafka-ca
+  readOnly: true
+{{- end }}
+{{- if and $kafkaTls .Values.kafka.tls.clientCertSecret }}
+- name: kafka-client
+  mountPath: /etc/troupe-kafka-client
+  readOnly: true
+{{- end }}
+{{- if .Values.schemaRegistry.caSecret }}
+- name: registry-ca
+  mountPath: /etc/troupe-registry-ca
   readOnly: true
 {{- end }}
 {{- end -}}

@@ -127,6 +127,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Kafka and registry security: a setting that cannot work stops every command here.
+    if let Err(error) = troupe_runtime::config::check_env() {
+        eprintln!("troupe: {error}");
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
 use troupe_events::domain::CancellationReason;
 use troupe_events::{samples, topics, Envelope, Event, EventType, Metadata};
@@ -330,8 +330,8 @@ impl RaceCancellations {
     fn start(publisher: &Publisher, racing: HashSet<Uuid>) -> anyhow::Result<Self> {
         let kafka = KafkaConfig::from_env();
         let topic = publisher.topics().name(topics::PAYMENT_EVENTS);
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.bootstrap)
+        let consumer: StreamConsumer = kafka
+            .client()
             .set("group.id", format!("troupe-cancel-race-{}", Uuid::now_v7()))
             .set("enable.auto.commit", "false")
             .create()?;
@@ -424,17 +424,15 @@ async fn watch_outcomes(
 ) -> anyhow::Result<HashMap<Uuid, String>> {
     let kafka = KafkaConfig::from_env();
     let topic = publisher.topics().name(topics::ORDER_EVENTS);
-    let metadata_client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
-        .create()?;
+    let metadata_client: BaseConsumer = kafka.client().create()?;
     let metadata = metadata_client.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
     let partitions = metadata
         .topics()
         .first()
         .map(|t| t.partitions().len())
         .unwrap_or(0);
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
+    let consumer: StreamConsumer = kafka
+        .client()
         .set("group.id", format!("troupe-cli-{}", Uuid::now_v7()))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
@@ -444,7 +442,7 @@ async fn watch_outcomes(
         assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let codec = Codec::new(&RegistryConfig::from_env().url, publisher.topics());
+    let codec = Codec::for_registry(&RegistryConfig::from_env(), publisher.topics())?;
     let wanted: HashSet<Uuid> = orders.iter().map(|o| o.order_id).collect();
     let mut outcomes = HashMap::new();
     let deadline = tokio::time::Instant::now() + timeout;

@@ -66,7 +66,7 @@ async fn probe(copies: &[Copy], prefix: &str) -> anyhow::Result<(LagProbe, Vec<S
     }
     let groups = copies.iter().map(|c| (c.group(), topics.clone())).collect();
     Ok((
-        LagProbe::new(&KafkaConfig::from_env().bootstrap, groups, partitions)?,
+        LagProbe::connect(&KafkaConfig::from_env(), groups, partitions)?,
         topics,
     ))
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use troupe_runtime::config::RegistryConfig;
+use troupe_runtime::security::BasicAuth;
 
 const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -27,17 +29,23 @@ pub struct Found {
 pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
+    /// Sent with every request.
+    auth: Option<BasicAuth>,
 }
 
 impl RegistryClient {
-    pub fn new(url: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    /// A client of `registry`, with its CA and basic auth ([`troupe_runtime::security`]).
+    pub fn new(registry: &RegistryConfig) -> anyhow::Result<Self> {
+        let http = registry
+            .security
+            .http_client()?
             .timeout(Duration::from_secs(10))
             .build()
             .context("cannot build an HTTP client")?;
         Ok(Self {
             http,
-            base: url.trim_end_matches('/').to_owned(),
+            base: registry.url.trim_end_matches('/').to_owned(),
+            auth: registry.security.basic_auth.clone(),
         })
     }
 
@@ -57,6 +65,9 @@ impl RegistryClient {
             .http
             .request(method, self.url(path))
             .header("Accept", MEDIA_TYPE);
+        if let Some(auth) = &self.auth {
+            request = request.basic_auth(&auth.username, Some(auth.password.expose()));
+        }
         if let Some(body) = body {
             request = request
                 .header("Content-Type", MEDIA_TYPE)

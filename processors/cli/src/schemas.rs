@@ -68,7 +68,7 @@ fn read_schemas(dir: &Path, record: &ValueRecord) -> anyhow::Result<Vec<LocalSch
 
 pub async fn run(command: SchemasCommand, file: &Path) -> anyhow::Result<()> {
     let connect = || async {
-        let client = RegistryClient::new(&RegistryConfig::from_env().url)?;
+        let client = RegistryClient::new(&RegistryConfig::from_env())?;
         client.ping().await?;
         anyhow::Ok(client)
     };

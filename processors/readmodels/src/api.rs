@@ -378,6 +378,28 @@ async fn health(State(api): State<Api>) -> Response {
     Json(json!({ "status": "ok", "copy": api.serving() })).into_response()
 }
 
+/// The readiness probe: a copy is live and its PostgreSQL store answers within 2 s. (`/live`
+/// is the process answering at all.)
+async fn ready(State(api): State<Api>) -> Response {
+    let stores = match api.stores() {
+        Ok(stores) => stores,
+        Err(error) => return error.into_response(),
+    };
+    let ping = sqlx::query("SELECT 1").execute(stores.pg.pool());
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Ok(_)) => Json(json!({ "status": "ok", "copy": stores.copy })).into_response(),
+        _ => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "store_unavailable",
+            message: format!(
+                "the PostgreSQL store of copy {} does not answer",
+                stores.copy
+            ),
+        }
+        .into_response(),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json".into())
 }
@@ -399,6 +421,8 @@ pub fn router(api: Api) -> Router {
             get(|| async { Json(crate::openapi::openapi()) }),
         )
         .route("/health", get(health))
+        .route("/live", get(health))
+        .route("/ready", get(ready))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, track))
         .route("/metrics", get(move || async move { exposed.text() }))

@@ -11,7 +11,6 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientConfig;
 use troupe_events::topology::Topic;
 
 use crate::config::KafkaConfig;
@@ -154,8 +153,8 @@ impl std::fmt::Debug for TopicAdmin {
 impl TopicAdmin {
     /// Connects and checks the broker answers within the request timeout.
     pub async fn connect(config: &KafkaConfig) -> Result<Self, AdminError> {
-        let client: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap)
+        let client: AdminClient<DefaultClientContext> = config
+            .client()
             .set("socket.timeout.ms", "10000")
             .set("log_level", "3")
             .create()?;

@@ -29,7 +29,9 @@ use schema_registry_converter::schema_registry_common::{
 use troupe_events::catalog::{self, Pins, SchemaFile};
 use troupe_events::{avro, validate::validate, Envelope, EventType};
 
+use crate::config::RegistryConfig;
 use crate::deadletter::Reason;
+use crate::security::SecurityError;
 use crate::topics::Topics;
 
 /// Why a message could not be decoded.
@@ -136,15 +138,36 @@ impl std::fmt::Debug for Codec {
 }
 
 impl Codec {
-    /// A codec writing the current schema version of each event type, under the subject
-    /// `<topic>-<record>` (TopicRecordNameStrategy).
+    /// A codec over the registry at `registry_url`, without credentials (tests); see
+    /// [`Codec::for_registry`].
     pub fn new(registry_url: &str, topics: &Topics) -> Self {
-        Self::with_pins(registry_url, topics, Pins::default())
+        Self::for_registry(&RegistryConfig::at(registry_url), topics)
+            .expect("an HTTP client without a CA file or credentials")
     }
 
-    /// A codec writing, and knowing, the versions `pins` say.
-    pub fn with_pins(registry_url: &str, topics: &Topics, pins: Pins) -> Self {
-        let settings = SrSettings::new(registry_url.to_owned());
+    /// A codec writing the current schema version of each event type, under the subject
+    /// `<topic>-<record>` (TopicRecordNameStrategy).
+    pub fn for_registry(registry: &RegistryConfig, topics: &Topics) -> Result<Self, SecurityError> {
+        Self::with_pins(registry, topics, Pins::default())
+    }
+
+    /// A codec writing, and knowing, the versions `pins` say. Every request carries the
+    /// registry's basic auth, over a client trusting its CA ([`crate::security`]).
+    pub fn with_pins(
+        registry: &RegistryConfig,
+        topics: &Topics,
+        pins: Pins,
+    ) -> Result<Self, SecurityError> {
+        let mut settings = SrSettings::new_builder(registry.url.clone());
+        if let Some(auth) = &registry.security.basic_auth {
+            settings.set_basic_authorization(&auth.username, Some(auth.password.expose()));
+        }
+        let settings = settings
+            .build_with(registry.security.http_client()?)
+            .map_err(|e| {
+                let message = format!("cannot build the schema registry client: {}", e.error);
+                SecurityError::caused_by(message, std::error::Error::source(&e))
+            })?;
         let writes: Vec<&'static SchemaFile> =
             EventType::ALL.into_iter().map(|t| pins.writes(t)).collect();
         let strategies = EventType::ALL
@@ -162,7 +185,7 @@ impl Codec {
                 )
             })
             .collect();
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 encoder: AvroEncoder::new(settings.clone()),
                 decoder: AvroDecoder::new(settings.clone()),
@@ -173,7 +196,7 @@ impl Codec {
                 write_ids: EventType::ALL.iter().map(|_| OnceLock::new()).collect(),
                 known_ids: RwLock::new(HashMap::new()),
             }),
-        }
+        })
     }
 
     fn strategy(&self, event_type: EventType) -> &SubjectNameStrategy {

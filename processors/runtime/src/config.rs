@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use troupe_events::catalog::Pins;
 
+use crate::security::{KafkaSecurity, RegistrySecurity, SecurityError};
 use crate::topics::Topics;
 
 /// The default ports of the local stack (`scripts/stack.sh`), all on 127.0.0.1.
@@ -27,11 +29,31 @@ pub fn env_or(name: &str, default: impl Into<String>) -> String {
     }
 }
 
+/// Checks the settings a person can get wrong in a way no retry fixes — Kafka's and the
+/// registry's security ([`crate::security`]) — so that a process refuses to start with one line
+/// naming the variable, instead of failing at its first connection. Every entry point calls it
+/// first (`processor::main`, the projector, the CLI); [`KafkaConfig::from_env`] and
+/// [`RegistryConfig::from_env`] rely on it.
+pub fn check_env() -> Result<(), SecurityError> {
+    KafkaSecurity::from_env()?;
+    RegistrySecurity::from_env()?;
+    Ok(())
+}
+
+/// A security setting from the environment, which [`check_env`] has checked at start: an error
+/// here means a caller that did not, and panics with the variable's name.
+fn checked<T>(parsed: Result<T, SecurityError>) -> T {
+    parsed.unwrap_or_else(|error| panic!("{error} (config::check_env reports this at start)"))
+}
+
 /// How to reach Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     /// `TROUPE_KAFKA_BOOTSTRAP`: comma-separated `host:port` list.
     pub bootstrap: String,
+    /// `TROUPE_KAFKA_SECURITY_PROTOCOL`, `TROUPE_KAFKA_SASL_*`, `TROUPE_KAFKA_SSL_*`: SASL and
+    /// TLS, for every client of the process.
+    pub security: KafkaSecurity,
     /// How long an administrative call may take before the broker counts as unreachable.
     pub request_timeout: Duration,
     /// `TROUPE_KAFKA_FETCH_WAIT_MS` (default 100): the longest the broker may hold a fetch
@@ -53,11 +75,30 @@ impl KafkaConfig {
                 "TROUPE_KAFKA_BOOTSTRAP",
                 format!("127.0.0.1:{}", ports::KAFKA),
             ),
+            security: checked(KafkaSecurity::from_env()),
             request_timeout: Duration::from_secs(10),
             fetch_wait_ms: number("TROUPE_KAFKA_FETCH_WAIT_MS", 100),
             debug: env_or("TROUPE_KAFKA_DEBUG", ""),
             produce_timeout_ms: number("TROUPE_PRODUCE_TIMEOUT_MS", 15_000),
         }
+    }
+
+    /// The environment's settings with the brokers at `bootstrap` (tests and tools that know
+    /// only an address).
+    pub fn from_env_at(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            ..Self::from_env()
+        }
+    }
+
+    /// The start of every Kafka client's configuration — consumers, producers, admin clients:
+    /// the brokers and the security settings ([`KafkaSecurity::apply`]).
+    pub fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        self.security.apply(&mut config);
+        config
     }
 }
 
@@ -66,6 +107,9 @@ impl KafkaConfig {
 pub struct RegistryConfig {
     /// `TROUPE_SCHEMA_REGISTRY_URL`, e.g. `http://127.0.0.1:28081`.
     pub url: String,
+    /// `TROUPE_SCHEMA_REGISTRY_USERNAME` / `_PASSWORD` (basic auth) and
+    /// `TROUPE_SCHEMA_REGISTRY_CA_LOCATION` (a CA to trust).
+    pub security: RegistrySecurity,
     /// `TROUPE_WRITE_SCHEMA_VERSIONS`, e.g. `OrderPlaced=2,PaymentAuthorized=1` or `*=1`: write
     /// these older versions instead of the current ones, during a rollout (consumers first).
     pub write_versions: String,
@@ -82,15 +126,17 @@ impl RegistryConfig {
                 "TROUPE_SCHEMA_REGISTRY_URL",
                 format!("http://127.0.0.1:{}", ports::SCHEMA_REGISTRY),
             ),
+            security: checked(RegistrySecurity::from_env()),
             write_versions: env_or("TROUPE_WRITE_SCHEMA_VERSIONS", ""),
             known_versions: env_or("TROUPE_KNOWN_SCHEMA_VERSIONS", ""),
         }
     }
 
-    /// A registry at `url`, current versions everywhere.
+    /// A registry at `url`, without credentials, current versions everywhere.
     pub fn at(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            security: RegistrySecurity::default(),
             write_versions: String::new(),
             known_versions: String::new(),
         }
@@ -128,7 +174,6 @@ impl PostgresConfig {
     }
 }
 
-/// Replaces (or adds) the database path of a PostgreSQL URL, keeping any query string.
 /// A whole number from the environment, or `default` when unset or not a number.
 fn number(var: &str, default: u64) -> u64 {
     std::env::var(var)
@@ -137,6 +182,7 @@ fn number(var: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Replaces (or adds) the database path of a PostgreSQL URL, keeping any query string.
 pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProcessorConfig;
@@ -50,7 +50,7 @@ pub fn subscribe(
     topics: &[String],
 ) -> KafkaResult<GroupConsumer> {
     let kafka_debug = &config.kafka.debug;
-    let mut settings = ClientConfig::new();
+    let mut settings = config.kafka.client();
     if !kafka_debug.is_empty() {
         settings.set("debug", kafka_debug);
     }
@@ -59,7 +59,6 @@ pub fn subscribe(
         settings.set("group.instance.id", static_id);
     }
     let consumer: GroupConsumer = settings
-        .set("bootstrap.servers", &config.kafka.bootstrap)
         .set("group.id", &config.group_id)
         .set("client.id", &config.instance)
         // Offsets are stored after the database commit ([`store_applied`]), never when a
@@ -146,8 +145,8 @@ pub async fn report_lag(
     metrics: Metrics,
     stop: CancellationToken,
 ) {
-    let probe = match LagProbe::new(
-        &config.kafka.bootstrap,
+    let probe = match LagProbe::connect(
+        &config.kafka,
         vec![(config.group_id.clone(), Vec::new())],
         BTreeMap::new(),
     ) {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
 
 /// A broker call of the probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +57,25 @@ impl std::fmt::Debug for LagProbe {
 }
 
 impl LagProbe {
-    /// `groups`: (group id, topics it consumes); `partitions`: how many each topic has.
+    /// A probe of the brokers at `bootstrap`, with the environment's security settings (for
+    /// tests and tools that only know an address); see [`LagProbe::connect`].
     pub fn new(
         bootstrap: &str,
         groups: Vec<(String, Vec<String>)>,
         partitions: BTreeMap<String, i32>,
     ) -> Result<Self, KafkaError> {
+        Self::connect(&KafkaConfig::from_env_at(bootstrap), groups, partitions)
+    }
+
+    /// `groups`: (group id, topics it consumes); `partitions`: how many each topic has.
+    pub fn connect(
+        kafka: &KafkaConfig,
+        groups: Vec<(String, Vec<String>)>,
+        partitions: BTreeMap<String, i32>,
+    ) -> Result<Self, KafkaError> {
         let client = |group: &str| -> Result<BaseConsumer, KafkaError> {
-            ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
+            kafka
+                .client()
                 .set("group.id", group)
                 .set("enable.auto.commit", "false")
                 .set("log_level", "3")
@@ -81,8 +93,8 @@ impl LagProbe {
                 })
                 .collect::<Result<_, KafkaError>>()?,
             watermarks: client("troupe-lag-watermarks")?,
-            reader: ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
+            reader: kafka
+                .client()
                 .set("group.id", "troupe-lag-reader")
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")

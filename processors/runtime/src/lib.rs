@@ -7,10 +7,11 @@
 //! - [`outbox`]: inbox, outbox and the relay (exactly-once effects without Kafka transactions);
 //! - [`codec`]: the Confluent wire format through the schema registry;
 //! - [`deadletter`]: reason codes and headers for bad input;
-//! - [`metrics`]: Prometheus metrics and the `/metrics` + `/health` server;
+//! - [`metrics`]: Prometheus metrics and the server of `/metrics` and the probes ([`health`]);
 //! - [`internal_events`]: every log line and metric update, one struct each;
 //! - [`admin`]: topics from `topics.yaml`; [`topics`]: topic prefixes;
-//! - [`config`], [`db`], [`telemetry`], [`shutdown`].
+//! - [`config`] (with [`security`]: Kafka SASL/TLS, registry TLS and basic auth), [`db`],
+//!   [`telemetry`], [`shutdown`].
 
 pub mod admin;
 mod batch;
@@ -20,6 +21,7 @@ pub mod db;
 pub mod deadletter;
 pub mod group;
 pub mod handler;
+pub mod health;
 pub mod internal_events;
 pub mod lag;
 pub mod membership;
@@ -28,6 +30,7 @@ pub mod outbox;
 mod poison;
 pub mod processor;
 pub mod publish;
+pub mod security;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaResult;
-use rdkafka::ClientConfig;
 
-use crate::config::ProcessorConfig;
+use crate::config::{KafkaConfig, ProcessorConfig};
 use crate::group::{self, GroupConsumer};
 
 /// What the broker says about this instance in its group.
@@ -88,11 +87,14 @@ impl std::fmt::Debug for GroupObserver {
 }
 
 impl GroupObserver {
+    /// An observer of the brokers at `bootstrap`, with the environment's security settings
+    /// (for tests and tools that only know an address); see [`GroupObserver::connect`].
     pub fn new(bootstrap: &str) -> KafkaResult<Self> {
-        let client = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("log_level", "3")
-            .create()?;
+        Self::connect(&KafkaConfig::from_env_at(bootstrap))
+    }
+
+    pub fn connect(kafka: &KafkaConfig) -> KafkaResult<Self> {
+        let client = kafka.client().set("log_level", "3").create()?;
         Ok(Self { client })
     }
 
@@ -152,7 +154,7 @@ impl Membership {
         topics: &[String],
     ) -> KafkaResult<Self> {
         let consumer = group::subscribe(config, processor, topics)?;
-        let observer = GroupObserver::new(&config.kafka.bootstrap)?;
+        let observer = GroupObserver::connect(&config.kafka)?;
         Ok(Self {
             consumer: RwLock::new(Arc::new(consumer)),
             config: config.clone(),

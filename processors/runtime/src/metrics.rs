@@ -1,11 +1,11 @@
 //! The metrics a troupe processor exports (declared, with their help text, in
-//! `troupe_observability::catalogue`), and the `/metrics` + `/health` server on a port of its own.
+//! `troupe_observability::catalogue`), and the server of `/metrics` and the probes (`/live`,
+//! `/ready`, `/health`; see [`crate::health`]) on a port of its own.
 //!
 //! Labels are bounded: processor names, topic names, event types and fixed reason codes —
 //! never ids or error text.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -19,6 +19,8 @@ use prometheus::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use troupe_observability::catalogue::{self, Kind};
+
+use crate::health::Health;
 
 /// The process's metrics. Cheap to clone.
 #[derive(Clone)]
@@ -44,7 +46,7 @@ struct Inner {
     outbox_pending: IntGaugeVec,
     reactions: IntCounterVec,
     violations: IntCounterVec,
-    ready: AtomicBool,
+    health: Arc<Health>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,7 +122,7 @@ impl Metrics {
                 outbox_pending: gauge(r, "troupe_outbox_pending_messages"),
                 reactions: counter(r, "troupe_reactions_total"),
                 violations: counter(r, "troupe_choreography_violations_total"),
-                ready: AtomicBool::new(false),
+                health: Arc::new(Health::default()),
                 registry,
             }),
         }
@@ -256,9 +258,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Marks the process ready (or not) for `/health`.
-    pub fn set_ready(&self, ready: bool) {
-        self.inner.ready.store(ready, Ordering::Relaxed);
+    /// What the probes read.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.inner.health
     }
 
     /// The text exposition of every metric.
@@ -277,11 +279,13 @@ impl Default for Metrics {
     }
 }
 
-/// Serves `/metrics` and `/health` on `listener` until `stop`.
+/// Serves `/metrics` and the probes on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, metrics: Metrics, stop: CancellationToken) {
     let app = Router::new()
         .route("/metrics", get(render))
-        .route("/health", get(health))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
+        .route("/health", get(ready))
         .with_state(metrics);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -298,11 +302,17 @@ async fn render(
     )
 }
 
-async fn health(State(metrics): State<Metrics>) -> (StatusCode, &'static str) {
-    if metrics.inner.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+async fn live(State(metrics): State<Metrics>) -> (StatusCode, String) {
+    match metrics.health().live() {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+async fn ready(State(metrics): State<Metrics>) -> (StatusCode, &'static str) {
+    match metrics.health().ready() {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

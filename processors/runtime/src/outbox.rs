@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use sqlx::postgres::PgListener;
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -188,8 +187,8 @@ pub async fn pending(pool: &PgPool) -> Result<i64, sqlx::Error> {
 
 /// The relay's producer: idempotent (`acks = all`, order kept across retries).
 pub fn relay_producer(kafka: &KafkaConfig) -> rdkafka::error::KafkaResult<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
+    kafka
+        .client()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")

@@ -50,6 +50,7 @@ pub(crate) async fn apply<H: Handler>(
     let mut backoff = Backoff::new();
     let mut in_a_row = 0;
     loop {
+        ctx.metrics.health().beat();
         let error = match ctx.apply(batch, received).await {
             Ok(()) => return Outcome::Done,
             Err(error) => error,
@@ -99,6 +100,7 @@ async fn park<H: Handler>(
     let detail = format!("failed {ATTEMPTS} times alone: {error}");
     let mut backoff = Backoff::new();
     loop {
+        ctx.metrics.health().beat();
         match ctx.park(message, &detail).await {
             Ok(()) => return Outcome::Done,
             Err(error) => {

@@ -108,7 +108,8 @@ pub async fn start<H: Handler>(
         .run(&pool)
         .await
         .map_err(sqlx::Error::from)?;
-    let codec = Codec::with_pins(&config.registry.url, &topics, pins);
+    let codec = Codec::with_pins(&config.registry, &topics, pins)
+        .map_err(|e| RuntimeError::Config(e.to_string()))?;
 
     let producer = outbox::relay_producer(&config.kafka)?;
     let subscribed: Vec<String> = Choreography::current()
@@ -184,14 +185,28 @@ pub async fn start<H: Handler>(
         metrics.clone(),
         stop.clone(),
     ));
-    metrics.set_ready(true);
-    tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, "processor started");
+    let session = Duration::from_millis(config.session_timeout_ms);
+    let health_watch = tokio::spawn(crate::health::watch(
+        metrics.health().clone(),
+        ctx.pool.clone(),
+        membership.clone(),
+        stop.clone(),
+    ));
+    // The loop turns at least every session timeout (its membership watch), and on every batch
+    // attempt; three missed turns, or a minute, mean it is stuck.
+    metrics
+        .health()
+        .set_started(true, (3 * session).max(Duration::from_secs(60)));
+    tracing::info!(processor = H::NAME, instance = %config.instance, topics = ?subscribed, metrics = %metrics_address, kafka_security = %config.kafka.security, "processor started");
 
     Ok(async move {
         consume(&ctx, &membership, &config, &stop).await;
-        metrics.set_ready(false);
-        // The lag task shares the consumer; it stops on `stop` too.
+        metrics
+            .health()
+            .set_started(false, (3 * session).max(Duration::from_secs(60)));
+        // The lag and health tasks share the consumer; they stop on `stop` too.
         let _ = lag.await;
+        let _ = health_watch.await;
         match Arc::try_unwrap(membership) {
             Ok(membership) => membership.leave().await,
             Err(_) => tracing::warn!(
@@ -223,6 +238,7 @@ async fn consume<H: Handler>(
     let mut watch = tokio::time::interval(session);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        ctx.metrics.health().beat();
         let consumer = membership.current();
         let first = tokio::select! {
             () = stop.cancelled() => return,
@@ -367,9 +383,14 @@ pub fn headers_of<T: Headers + ?Sized>(headers: Option<&T>) -> Vec<(String, Stri
 }
 
 /// The whole `main` of a processor binary: logging, configuration from the environment, run
-/// until SIGTERM or Ctrl-C. A start-up failure is one line on stderr and exit code 1.
+/// until SIGTERM or Ctrl-C. A start-up failure is one line on stderr and exit code 1; a
+/// security setting that cannot work ([`crate::config::check_env`]), exit code 2.
 pub async fn main<H: Handler>(handler: H) -> std::process::ExitCode {
     crate::telemetry::init(H::NAME);
+    if let Err(error) = crate::config::check_env() {
+        eprintln!("troupe-{}: {error}", H::NAME);
+        return std::process::ExitCode::from(2);
+    }
     let config = ProcessorConfig::from_env(H::NAME);
     match run(config, handler, crate::shutdown::signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

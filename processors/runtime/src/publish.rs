@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use troupe_events::Envelope;
 
 use crate::codec::{Codec, EncodeError};
@@ -82,8 +81,8 @@ impl Publisher {
         registry: &RegistryConfig,
         topics: Topics,
     ) -> Result<Self, PublishError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.bootstrap)
+        let producer: FutureProducer = kafka
+            .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
@@ -93,10 +92,11 @@ impl Publisher {
         Ok(Self {
             producer,
             codec: Codec::with_pins(
-                &registry.url,
+                registry,
                 &topics,
                 registry.pins().map_err(PublishError::Config)?,
-            ),
+            )
+            .map_err(|e| PublishError::Config(e.to_string()))?,
             topics,
             patience: std::time::Duration::from_millis(kafka.produce_timeout_ms),
         })

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::Message;
 use troupe_events::topology::Topic;
 use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::config::KafkaConfig;
@@ -125,8 +125,8 @@ async fn acknowledged(deliveries: Vec<DeliveryFuture>) -> anyhow::Result<()> {
 }
 
 fn new_producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
+    Ok(kafka
+        .client()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
@@ -183,8 +183,8 @@ pub async fn pipe(messages: u64, size: usize) -> anyhow::Result<PipeResult> {
     let produce_seconds = load_input(&kafka, &input, messages, size).await?;
 
     // The hop: consume in a group, produce each message to the output topic, commit offsets.
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
+    let consumer: StreamConsumer = kafka
+        .client()
         .set("group.id", format!("troupe-bench-{id}"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

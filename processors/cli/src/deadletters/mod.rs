@@ -135,7 +135,7 @@ impl Parked {
             let topic = topic.clone();
             tokio::task::spawn_blocking(move || scan::read(&kafka, &topic)).await??
         };
-        let registry = RegistryClient::new(&RegistryConfig::from_env().url)?;
+        let registry = RegistryClient::new(&RegistryConfig::from_env())?;
         // Only dead letters without an event-type header ask the registry.
         let names = if contents
             .dead_letters
@@ -393,7 +393,7 @@ async fn decode(record: &Record) -> Value {
     let Some(id) = record.schema_id() else {
         return undecoded("not Confluent-framed".into());
     };
-    let registry = match RegistryClient::new(&RegistryConfig::from_env().url) {
+    let registry = match RegistryClient::new(&RegistryConfig::from_env()) {
         Ok(registry) => registry,
         Err(error) => return undecoded(error.to_string()),
     };

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use troupe_runtime::config::KafkaConfig;
 use troupe_runtime::deadletter::headers;
 use uuid::Uuid;
@@ -68,8 +67,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Redriver {
     pub async fn start(kafka: &KafkaConfig, deadletter_topic: &str) -> anyhow::Result<Self> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.bootstrap)
+        let producer: FutureProducer = kafka
+            .client()
             .set(
                 "transactional.id",
                 format!("troupe-redrive-{deadletter_topic}"),

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use troupe_runtime::config::KafkaConfig;
 
 use super::parked::{Position, Record};
@@ -34,8 +34,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads `topic` from its start to its end as it is now. Blocking.
 pub fn read(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Contents> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
+    let consumer: BaseConsumer = kafka
+        .client()
         .set("group.id", "troupe-deadletters-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

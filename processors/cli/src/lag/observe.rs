@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use troupe_runtime::admin::TopicAdmin;
 use troupe_runtime::config::KafkaConfig;
 use troupe_runtime::lag::LagProbe;
@@ -40,7 +40,7 @@ pub struct Observation {
 /// Observes the groups reading `topics` (every group that committed on one of them, or only
 /// `only` when given).
 pub struct Observer {
-    bootstrap: String,
+    kafka: KafkaConfig,
     topics: Vec<String>,
     only: Vec<String>,
     /// The probe of the groups that read the topics (its clients are reused while the set is
@@ -85,9 +85,9 @@ impl Observer {
             kafka.bootstrap
         );
         Ok(Self {
-            lister: LagProbe::new(&kafka.bootstrap, Vec::new(), BTreeMap::new())?,
+            lister: LagProbe::connect(&kafka, Vec::new(), BTreeMap::new())?,
             ignored: BTreeMap::new(),
-            bootstrap: kafka.bootstrap,
+            kafka,
             topics: partitions.keys().cloned().collect(),
             only,
             probe: None,
@@ -144,8 +144,8 @@ impl Observer {
             });
         }
         if self.probe.as_ref().map(|(set, _)| set) != Some(&groups) {
-            let probe = LagProbe::new(
-                &self.bootstrap,
+            let probe = LagProbe::connect(
+                &self.kafka,
                 groups
                     .iter()
                     .map(|g| (g.clone(), self.topics.clone()))
@@ -188,8 +188,9 @@ impl Observer {
 
     /// Whether `group` committed an offset on any partition of the topics.
     fn commits_on_topics(&self, group: &str) -> anyhow::Result<bool> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
+        let client: BaseConsumer = self
+            .kafka
+            .client()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("log_level", "3")

@@ -7,6 +7,10 @@ use troupe_readmodels::{Copy, Projector};
 use troupe_runtime::config::{PostgresConfig, ProcessorConfig};
 
 fn main() -> ExitCode {
+    if let Err(error) = troupe_runtime::config::check_env() {
+        eprintln!("troupe-projector: {error}");
+        return ExitCode::from(2);
+    }
     let copy = match Copy::from_env() {
         Ok(copy) => copy,
         Err(error) => {

@@ -256,8 +256,8 @@ async fn measure(
         .iter()
         .map(|t| (t.name.clone(), t.partitions))
         .collect();
-    let lag = Arc::new(LagProbe::new(
-        &kafka.bootstrap,
+    let lag = Arc::new(LagProbe::connect(
+        &kafka,
         deployment.groups(),
         partitions.clone(),
     )?);
@@ -310,7 +310,7 @@ async fn measure(
         bail!("the inventory did not apply the stock within 60 s");
     }
 
-    let codec = Codec::new(&registry.url, &deployment.topics);
+    let codec = Codec::for_registry(&registry, &deployment.topics)?;
     let watcher = tokio::spawn(watch(saga_topics.clone(), partitions, codec, book.clone()));
     let watched = Watched::new(&deployment);
     let mut load = Load {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use troupe_events::{Envelope, Event, EventType};
 use troupe_runtime::codec::Codec;
 use troupe_runtime::config::KafkaConfig;
@@ -185,8 +185,8 @@ pub(super) async fn watch(
     book: Arc<Mutex<Book>>,
 ) -> anyhow::Result<()> {
     let kafka = KafkaConfig::from_env();
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.bootstrap)
+    let consumer: StreamConsumer = kafka
+        .client()
         .set("group.id", format!("troupe-bench-watch-{}", Uuid::now_v7()))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
