@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The pinned tools the tests use, installed on first use into $TROUPE_TOOLS_DIR
-# (~/.cache/troupe/tools): cargo-nextest from crates.io, helm from the Go module proxy.
+# (~/.cache/troupe/tools): cargo-nextest from crates.io, helm from the Go module proxy,
+# compose-check built from tools/compose-check, kubernetes-validate from PyPI.
 #
 #   scripts/tools.sh            install what is missing
 #   source scripts/tools.sh     the same, and put $TOOLS/bin on PATH
@@ -28,3 +29,27 @@ if ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; t
   # The module and build caches (about 400 MB) are only needed to build it again.
   rm -rf "$TOOLS/go"
 fi
+
+# compose-check (tools/compose-check): compose files loaded by compose-go, the library behind
+# `docker compose config`, at the version tools/compose-check/go.mod pins.
+COMPOSE_CHECK_SUM=$(cat "$(dirname "${BASH_SOURCE[0]}")/../tools/compose-check/"{go.mod,go.sum,main.go} | sha256sum | cut -c1-16)
+if [[ $(cat "$TOOLS/compose-check.sum" 2>/dev/null) != "$COMPOSE_CHECK_SUM" ]]; then
+  command -v go >/dev/null || { echo "tools: compose-check needs Go; install golang" >&2; exit 1; }
+  tools_say "building compose-check into $TOOLS (first run only: under a minute)"
+  mkdir -p "$TOOLS/bin" "$TOOLS/go"
+  (cd "$(dirname "${BASH_SOURCE[0]}")/../tools/compose-check" &&
+    GOPATH=$TOOLS/go GOMODCACHE=$TOOLS/go/mod GOCACHE=$TOOLS/go/cache GOFLAGS=-modcacherw \
+      go build -o "$TOOLS/bin/compose-check" .)
+  rm -rf "$TOOLS/go"
+  echo "$COMPOSE_CHECK_SUM" >"$TOOLS/compose-check.sum"
+fi
+
+# kubernetes-validate (PyPI): the Kubernetes API's JSON schemas of each version, offline, for
+# every object the chart renders (tests/chart.rs).
+KUBERNETES_VALIDATE_VERSION=1.37.0
+if ! "$TOOLS/venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+  tools_say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $TOOLS/venv (first run only)"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
+ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"

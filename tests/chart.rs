@@ -10,24 +10,11 @@ use std::process::{Command, Output};
 
 use serde_yaml::Value;
 use troupe_deploy::{Deployment, Process, Spec};
+use troupe_e2e::tool;
 use troupe_testkit::repo_root;
 
-fn helm() -> PathBuf {
-    let tools = std::env::var_os("TROUPE_TOOLS_DIR").map_or_else(
-        || PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/troupe/tools"),
-        PathBuf::from,
-    );
-    let helm = tools.join("bin/helm");
-    assert!(
-        helm.is_file(),
-        "no helm at {} (scripts/tools.sh installs it; make test runs it)",
-        helm.display()
-    );
-    helm
-}
-
 fn run(args: &[&str]) -> Output {
-    Command::new(helm())
+    Command::new(tool("helm"))
         .args(args)
         .current_dir(repo_root())
         .output()
@@ -205,5 +192,60 @@ fn the_values_schema_is_the_one_its_generator_writes() {
         generated.stdout == committed,
         "helm/troupe/values.schema.json differs from its generator: \
          python3 helm/values-schema.py > helm/troupe/values.schema.json"
+    );
+}
+
+/// `kubernetes-validate --strict` of `objects` against Kubernetes `version`'s API schemas
+/// (offline; custom resources — KEDA, Prometheus operator — are reported as unknown and skipped).
+fn validate(objects: &[Value], version: &str) -> Output {
+    let file = std::env::temp_dir().join(troupe_testkit::unique("chart-objects") + ".yaml");
+    let text: Vec<String> = objects
+        .iter()
+        .map(|o| serde_yaml::to_string(o).unwrap())
+        .collect();
+    std::fs::write(&file, text.join("---\n")).unwrap();
+    let output = Command::new(tool("kubernetes-validate"))
+        .args(["--strict", "--quiet", "-k", version])
+        .arg(&file)
+        .output()
+        .expect("run kubernetes-validate");
+    let _ = std::fs::remove_file(&file);
+    output
+}
+
+#[test]
+fn every_rendered_object_is_valid_for_kubernetes_1_30_and_1_37() {
+    for file in values_files() {
+        let objects = render(&["-f", &file]);
+        // 1.30: the oldest the chart supports (the preStop `sleep` handler).
+        for version in ["1.30", "1.37"] {
+            let output = validate(&objects, version);
+            assert!(
+                output.status.success(),
+                "{file} against Kubernetes {version}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    // And the check can fail: a misspelt field, a string where a number goes.
+    // (kubernetes-validate reports the first error of each object, so two objects break.)
+    let mut objects = render(&[]);
+    let mut deployments = objects.iter_mut().filter(|o| o["kind"] == "Deployment");
+    deployments.next().expect("a Deployment")["spec"]["replicas"] = Value::from("two");
+    deployments.next().expect("a second Deployment")["spec"]["template"]["spec"]["containers"][0]
+        .as_mapping_mut()
+        .unwrap()
+        .insert("imagePullPolcy".into(), "Never".into());
+    let output = validate(&objects, "1.30");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a broken Deployment passed: {said}"
+    );
+    assert!(
+        said.contains("imagePullPolcy") && said.contains("replicas"),
+        "{said}"
     );
 }

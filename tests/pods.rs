@@ -22,7 +22,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_yaml::Value;
-use troupe_e2e::{finish, metric_sum, PrivateStack, Saga, TempDir, ALL_OUTCOMES};
+use troupe_e2e::{finish, metric_sum, tool, PrivateStack, Saga, TempDir, ALL_OUTCOMES};
 use troupe_testkit::{repo_root, stack, wait_until, Stack};
 
 /// The image `make image` (scripts/image.sh) builds.
@@ -56,15 +56,6 @@ fn must(output: Output, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn helm() -> PathBuf {
-    std::env::var_os("TROUPE_TOOLS_DIR")
-        .map_or_else(
-            || PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/troupe/tools"),
-            PathBuf::from,
-        )
-        .join("bin/helm")
-}
-
 /// The chart rendered for this test's deployment: every object.
 fn render(saga: &Saga, servers: &Stack) -> Vec<Value> {
     let sets = [
@@ -80,7 +71,7 @@ fn render(saga: &Saga, servers: &Stack) -> Vec<Value> {
         "defaults.env.TROUPE_KAFKA_SESSION_TIMEOUT_MS=6000".to_owned(),
         "defaults.env.RUST_LOG=warn".to_owned(),
     ];
-    let mut command = Command::new(helm());
+    let mut command = Command::new(tool("helm"));
     command.args([
         "template",
         "pods",

@@ -19,6 +19,22 @@ pub use private_stack::{text, PrivateStack};
 pub use saga_harness::Saga;
 pub use snapshot::Snapshot;
 
+/// A pinned tool `scripts/tools.sh` installs (helm, compose-check, kubernetes-validate), in
+/// `$TROUPE_TOOLS_DIR/bin` (default `~/.cache/troupe/tools/bin`); panics with how to get it.
+pub fn tool(name: &str) -> PathBuf {
+    let tools = std::env::var_os("TROUPE_TOOLS_DIR").map_or_else(
+        || PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/troupe/tools"),
+        PathBuf::from,
+    );
+    let path = tools.join("bin").join(name);
+    assert!(
+        path.exists(),
+        "no {name} at {} (scripts/tools.sh installs it; make test runs it)",
+        path.display()
+    );
+    path
+}
+
 /// A directory removed on drop.
 #[derive(Debug)]
 pub struct TempDir(PathBuf);
