@@ -24,6 +24,9 @@ TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
 KAFKA_PORT=${TROUPE_KAFKA_PORT:-29092}
 KAFKA_CONTROLLER_PORT=${TROUPE_KAFKA_CONTROLLER_PORT:-29093}
 KAFKA_HEAP=${TROUPE_KAFKA_HEAP:-512m}
+# A SASL_SSL listener besides the plaintext one, off unless a port is given (docs/local-stack.md).
+KAFKA_SASL_SSL_PORT=${TROUPE_KAFKA_SASL_SSL_PORT:-}
+KAFKA_SASL_USER=troupe
 REGISTRY_PORT=${TROUPE_REGISTRY_PORT:-28081}
 POSTGRES_PORT=${TROUPE_POSTGRES_PORT:-25432}
 CASSANDRA_PORT=${TROUPE_CASSANDRA_PORT:-29042}
@@ -257,10 +260,20 @@ up_kafka() {
   mkdir -p "$dir/data"
   render kafka/server.properties "$dir/server.properties" \
     PORT "$KAFKA_PORT" CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT" DATA "$dir/data"
+  local scram=()
+  if [[ -n $KAFKA_SASL_SSL_PORT ]]; then
+    ensure_port_free kafka "$KAFKA_SASL_SSL_PORT" KAFKA_SASL_SSL_PORT
+    kafka_tls "$dir/tls"
+    render kafka/sasl_ssl.properties "$dir/sasl_ssl.properties" PORT "$KAFKA_PORT" \
+      SASL_SSL_PORT "$KAFKA_SASL_SSL_PORT" CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT" \
+      USER "$KAFKA_SASL_USER" PASSWORD "$(cat "$dir/tls/password")" TLS "$dir/tls"
+    cat "$dir/sasl_ssl.properties" >>"$dir/server.properties"
+    scram=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$(cat "$dir/tls/password")]")
+  fi
   # Format once; a stopped broker starts again on the data it had (`stop kafka`, `start kafka`).
   if [[ ! -f $dir/data/meta.properties ]]; then
     "$java" -Xmx256m -cp "$lib/*" -Dlog4j2.configurationFile="$ROOT/scripts/servers/kafka/log4j2.yaml" \
-      kafka.tools.StorageTool format -t "$(kafka_cluster_id)" -c "$dir/server.properties" \
+      kafka.tools.StorageTool format -t "$(kafka_cluster_id)" -c "$dir/server.properties" "${scram[@]}" \
       >>"$LOGS/kafka-format.log" 2>&1 ||
       die "kafka: formatting $dir/data failed: $(last_log_line kafka-format)"
   fi
@@ -272,7 +285,28 @@ up_kafka() {
     -Dkafka.logs.dir="$LOGS" \
     -cp "$lib/*" kafka.Kafka "$dir/server.properties"
   wait_healthy kafka kafka_started
-  say "kafka      started on 127.0.0.1:$KAFKA_PORT (Apache Kafka, KRaft, heap $KAFKA_HEAP)"
+  say "kafka      started on 127.0.0.1:$KAFKA_PORT (Apache Kafka, KRaft, heap $KAFKA_HEAP)${KAFKA_SASL_SSL_PORT:+, SASL_SSL on 127.0.0.1:$KAFKA_SASL_SSL_PORT}"
+}
+
+# The SASL_SSL listener's material, made once per stack in $1: a CA, the broker's key and
+# certificate (for 127.0.0.1 and localhost) signed by it as one PEM keystore, and the password
+# of the one SASL user.
+kafka_tls() {
+  local tls=$1
+  [[ -f $tls/broker.pem ]] && return
+  mkdir -p "$tls"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=troupe-local-ca \
+      -keyout "$tls/ca.key" -out "$tls/ca.crt" &&
+      openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+        -keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+      openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 3650 -out "$tls/broker.crt" \
+        -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+  } >>"$LOGS/kafka-tls.log" 2>&1 || die "kafka: making the TLS certificates failed: $(last_log_line kafka-tls)"
+  cat "$tls/broker.key" "$tls/broker.crt" >"$tls/broker.pem"
+  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$tls/password"
+  chmod 600 "$tls"/*.key "$tls/broker.pem" "$tls/password"
 }
 
 up_cassandra() {
@@ -413,6 +447,16 @@ export TROUPE_POSTGRES_URL=postgres://troupe@127.0.0.1:$POSTGRES_PORT
 export TROUPE_SCYLLA_NODES=127.0.0.1:$CASSANDRA_PORT
 export TROUPE_PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 EOF
+  if [[ -n $KAFKA_SASL_SSL_PORT && -f $TROUPE_HOME/kafka/tls/password ]]; then
+    # Where the SASL_SSL listener is and how to log in: what a client sets as
+    # TROUPE_KAFKA_BOOTSTRAP, _SSL_CA_LOCATION, _SASL_USERNAME and _SASL_PASSWORD.
+    cat >>"$TROUPE_HOME/stack.env.tmp" <<EOF
+export TROUPE_STACK_KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_SSL_PORT
+export TROUPE_STACK_KAFKA_SASL_SSL_CA=$TROUPE_HOME/kafka/tls/ca.crt
+export TROUPE_STACK_KAFKA_SASL_USERNAME=$KAFKA_SASL_USER
+export TROUPE_STACK_KAFKA_SASL_PASSWORD=$(cat "$TROUPE_HOME/kafka/tls/password")
+EOF
+  fi
   mv "$TROUPE_HOME/stack.env.tmp" "$TROUPE_HOME/stack.env"
 }
 

@@ -32,6 +32,8 @@ pub struct PrivateStack {
     pub java: Option<PathBuf>,
     /// `TROUPE_STACK_COMPONENTS`: all when `None`.
     pub components: Option<&'static str>,
+    /// `TROUPE_KAFKA_SASL_SSL_PORT`: a SASL_SSL listener besides the plaintext one.
+    sasl_ssl_port: Option<u16>,
 }
 
 impl PrivateStack {
@@ -53,7 +55,18 @@ impl PrivateStack {
             ports,
             java: None,
             components,
+            sasl_ssl_port: None,
         }
+    }
+
+    /// The same stack with a SASL_SSL listener on its broker (`stack.env` says where, and the
+    /// user and password; the CA is `kafka/tls/ca.crt` under its home).
+    pub fn with_sasl_ssl(mut self) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        assert!(!self.ports.values().any(|p| *p == port));
+        self.sasl_ssl_port = Some(port);
+        self
     }
 
     pub fn home(&self) -> &std::path::Path {
@@ -77,6 +90,9 @@ impl PrivateStack {
         }
         if let Some(components) = self.components {
             command.env("TROUPE_STACK_COMPONENTS", components);
+        }
+        if let Some(port) = self.sasl_ssl_port {
+            command.env("TROUPE_KAFKA_SASL_SSL_PORT", port.to_string());
         }
         if let Some(java) = &self.java {
             command.env("TROUPE_JAVA", java);
