@@ -5,7 +5,9 @@
 //! The pods use a PostgreSQL of their own (a private stack, so the test can take it away) and the
 //! shared broker, registry and CQL server, on topics of their own. The test drives orders through
 //! them with the CLI, replaces one Deployment's pod mid-run, and checks every invariant from the
-//! services' databases; then it takes the database away and watches readiness fail and come back.
+//! services' databases; then it takes the database away and watches readiness fail and come back,
+//! and last runs the chart's `helm test` Pod (its query URL pointed at the query API's address:
+//! podman has no Services).
 //!
 //! Two adaptations to podman 4.3 (Debian bookworm), nowhere else:
 //! - it stores a kube `Secret` but cannot read it back for `secretKeyRef` (it fails with
@@ -82,6 +84,8 @@ fn render(saga: &Saga, servers: &Stack) -> Vec<Value> {
     for set in &sets {
         command.args(["--set-string", set]);
     }
+    // podman knows no hooks; the test plays the `helm test` Pod itself, at the end.
+    command.args(["--set", "tests.enabled=true"]);
     let text = must(
         command.current_dir(repo_root()).output().expect("run helm"),
         "helm template",
@@ -93,29 +97,30 @@ fn render(saga: &Saga, servers: &Stack) -> Vec<Value> {
         .collect()
 }
 
-/// Each Deployment as a file of its own (so one can be replaced alone), adapted to podman as
-/// the module's note says.
-fn deployment_files(objects: &[Value], dir: &Path) -> BTreeMap<String, PathBuf> {
-    let mut secrets: BTreeMap<(String, String), Value> = BTreeMap::new();
+/// The chart's Secrets, by (name, key).
+type Secrets = BTreeMap<(String, String), Value>;
+
+fn secrets(objects: &[Value]) -> Secrets {
+    let mut secrets = Secrets::new();
     for secret in objects.iter().filter(|o| o["kind"] == "Secret") {
         let name = secret["metadata"]["name"].as_str().unwrap().to_owned();
         for (key, value) in secret["stringData"].as_mapping().into_iter().flatten() {
-            let key = key.as_str().unwrap().to_owned();
-            secrets.insert((name.clone(), key), value.clone());
+            secrets.insert(
+                (name.clone(), key.as_str().unwrap().to_owned()),
+                value.clone(),
+            );
         }
     }
-    let mut files = BTreeMap::new();
-    for deployment in objects.iter().filter(|o| o["kind"] == "Deployment") {
-        let mut deployment = deployment.clone();
-        let process = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
-            .as_str()
-            .expect("component label")
-            .to_owned();
-        for container in deployment["spec"]["template"]["spec"]["containers"]
-            .as_sequence_mut()
-            .expect("containers")
-        {
-            for var in container["env"].as_sequence_mut().into_iter().flatten() {
+    secrets
+}
+
+/// A pod spec adapted to podman as the module's note says; `env` is set in every container
+/// (over what the chart set).
+fn adapt(pod: &mut Value, secrets: &Secrets, env: &[(&str, &str)]) {
+    for list in ["initContainers", "containers"] {
+        for container in pod[list].as_sequence_mut().into_iter().flatten() {
+            let mut vars: Vec<Value> = container["env"].as_sequence().cloned().unwrap_or_default();
+            for var in &mut vars {
                 let Some(reference) = var["valueFrom"].get("secretKeyRef").cloned() else {
                     continue;
                 };
@@ -125,11 +130,19 @@ fn deployment_files(objects: &[Value], dir: &Path) -> BTreeMap<String, PathBuf> 
                 );
                 let value = secrets
                     .get(&key)
-                    .unwrap_or_else(|| panic!("{process}: no rendered Secret holds {key:?}"));
+                    .unwrap_or_else(|| panic!("no rendered Secret holds {key:?}"));
                 let map = var.as_mapping_mut().unwrap();
                 map.remove("valueFrom");
                 map.insert("value".into(), value.clone());
             }
+            for (name, value) in env {
+                vars.retain(|v| v["name"] != *name);
+                let mut var = serde_yaml::Mapping::new();
+                var.insert("name".into(), (*name).into());
+                var.insert("value".into(), (*value).into());
+                vars.push(Value::Mapping(var));
+            }
+            container["env"] = Value::Sequence(vars);
             let named: BTreeMap<String, Value> = container["ports"]
                 .as_sequence()
                 .into_iter()
@@ -142,18 +155,58 @@ fn deployment_files(objects: &[Value], dir: &Path) -> BTreeMap<String, PathBuf> 
                 })
                 .collect();
             for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
-                let port = &mut container[probe]["httpGet"]["port"];
-                if let Some(number) = port.as_str().and_then(|name| named.get(name)) {
-                    *port = number.clone();
+                // (`get_mut`, not indexing: indexing a missing key would add it.)
+                let port = container
+                    .get_mut(probe)
+                    .and_then(|p| p.get_mut("httpGet"))
+                    .and_then(|h| h.get_mut("port"));
+                if let Some(port) = port {
+                    if let Some(number) = port.as_str().and_then(|name| named.get(name)) {
+                        *port = number.clone();
+                    }
                 }
             }
-            container.as_mapping_mut().unwrap().remove("ports");
+            if let Some(map) = container.as_mapping_mut() {
+                map.remove("ports");
+            }
         }
+    }
+}
+
+/// Each Deployment as a file of its own (so one can be replaced alone), adapted to podman.
+fn deployment_files(objects: &[Value], dir: &Path) -> BTreeMap<String, PathBuf> {
+    let secrets = secrets(objects);
+    let mut files = BTreeMap::new();
+    for deployment in objects.iter().filter(|o| o["kind"] == "Deployment") {
+        let mut deployment = deployment.clone();
+        let process = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+            .as_str()
+            .expect("component label")
+            .to_owned();
+        adapt(&mut deployment["spec"]["template"]["spec"], &secrets, &[]);
         let path = dir.join(format!("{process}.yaml"));
         std::fs::write(&path, serde_yaml::to_string(&deployment).unwrap()).unwrap();
         files.insert(process, path);
     }
     files
+}
+
+/// The `helm test` Pod, adapted to podman, with the query API at its loopback address (there is
+/// no Service under podman; in a cluster the Pod reaches the query API through it).
+fn test_pod_file(objects: &[Value], dir: &Path) -> (String, PathBuf) {
+    let mut pod = objects
+        .iter()
+        .find(|o| o["kind"] == "Pod" && o["metadata"]["annotations"]["helm.sh/hook"] == "test")
+        .expect("the helm test Pod (tests.enabled)")
+        .clone();
+    adapt(
+        &mut pod["spec"],
+        &secrets(objects),
+        &[("TROUPE_QUERY_URL", "http://127.0.0.1:28090")],
+    );
+    let path = dir.join("helm-test.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&pod).unwrap()).unwrap();
+    (pod["metadata"]["name"].as_str().unwrap().to_owned(), path)
 }
 
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -250,7 +303,8 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     let mut saga = Saga::topics_only_on(&servers, &[]).await;
 
     let dir = TempDir::new("pods");
-    let files = deployment_files(&render(&saga, &servers), dir.path());
+    let objects = render(&saga, &servers);
+    let files = deployment_files(&objects, dir.path());
     let expected: Vec<&str> = PORTS.iter().map(|(p, _)| *p).collect();
     assert_eq!(
         files.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -350,6 +404,33 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     assert_eq!(get(29101, "/live").await.map(|r| r.0), Some(200));
     private.must("start postgres");
     wait_ready("order (database back)", 29101).await;
+
+    // `helm test`: the chart's test Pod, as a cluster would run it after an install.
+    let (pod, file) = test_pod_file(&objects, dir.path());
+    let _test_pod = Played(vec![file.clone()]);
+    must(
+        podman(&[
+            "kube",
+            "play",
+            "--network",
+            "host",
+            &file.display().to_string(),
+        ]),
+        "podman kube play (the helm test Pod)",
+    );
+    let main = format!("{pod}-read-back");
+    let waited = tokio::task::spawn_blocking(move || podman(&["wait", &main]))
+        .await
+        .unwrap();
+    let code = must(waited, "podman wait");
+    let logs = podman(&["pod", "logs", &pod]);
+    assert_eq!(
+        code.trim(),
+        "0",
+        "the helm test Pod failed:\n{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
 
     for file in &played.0 {
         take_down(file);
