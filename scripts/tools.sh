@@ -53,3 +53,15 @@ if ! "$TOOLS/venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUB
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
+
+# nginx (Debian): the TLS-terminating, basic-auth proxy tests/security.rs puts in front of the
+# registry, as deployments commonly do, to test the registry client's TLS and credentials.
+if ! command -v nginx >/dev/null && ! [[ -x /usr/sbin/nginx ]]; then
+  [[ $(id -u) == 0 ]] || { echo "tools: nginx is not installed; run: sudo apt-get install -y nginx-light" >&2; exit 1; }
+  tools_say "installing nginx-light from Debian's packages (first run only)"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light ||
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light; }; } >/dev/null 2>&1 ||
+    { echo "tools: apt-get install nginx-light failed" >&2; exit 1; }
+  # The package starts a server on port 80; the tests start their own.
+  service nginx stop >/dev/null 2>&1 || pkill -x nginx || true
+fi
