@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pinned tools the tests use, installed on first use into $TROUPE_TOOLS_DIR
 # (~/.cache/troupe/tools): cargo-nextest from crates.io, helm from the Go module proxy,
-# compose-check built from tools/compose-check, kubernetes-validate from PyPI.
+# compose-check built from tools/compose-check, kubernetes-validate and podman-compose from
+# PyPI, nginx from Debian.
 #
 #   scripts/tools.sh            install what is missing
 #   source scripts/tools.sh     the same, and put $TOOLS/bin on PATH
@@ -53,6 +54,14 @@ if ! "$TOOLS/venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUB
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 ln -sf "$TOOLS/venv/bin/kubernetes-validate" "$TOOLS/bin/kubernetes-validate"
+
+# podman-compose (PyPI): runs compose/local.yaml's processes under podman (tests/compose.rs).
+PODMAN_COMPOSE_VERSION=1.6.0
+if ! "$TOOLS/venv/bin/podman-compose" --version 2>/dev/null | grep -q "podman-compose version $PODMAN_COMPOSE_VERSION"; then
+  tools_say "installing podman-compose $PODMAN_COMPOSE_VERSION into $TOOLS/venv (first run only)"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "podman-compose==$PODMAN_COMPOSE_VERSION"
+fi
+ln -sf "$TOOLS/venv/bin/podman-compose" "$TOOLS/bin/podman-compose"
 
 # nginx (Debian): the TLS-terminating, basic-auth proxy tests/security.rs puts in front of the
 # registry, as deployments commonly do, to test the registry client's TLS and credentials.

@@ -1,6 +1,7 @@
 //! The compose files (`compose/`): loaded as `docker compose config` loads them (compose-check,
-//! built from compose-go by `scripts/tools.sh`), and carrying the deployment contract: each
-//! troupe service gets exactly the variables the chart gives the same process.
+//! built from compose-go by `scripts/tools.sh`), carrying the deployment contract (each troupe
+//! service gets exactly the variables the chart gives the same process), and `local.yaml` run for
+//! real by podman-compose: the image's processes against the local stack, orders through them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
@@ -116,4 +117,104 @@ fn each_compose_service_gets_the_variables_the_chart_gives_its_process() {
         );
     }
     assert!(chart.len() >= 8, "{:?}", chart.keys());
+}
+
+/// `podman-compose` on `compose/local.yaml`, with the project's podman.
+fn podman_compose(args: &[&str]) -> Output {
+    Command::new(tool("podman-compose"))
+        .arg("--podman-path")
+        .arg(repo_root().join("scripts/podman.sh"))
+        .args(["--in-pod", "false", "-f", "compose/local.yaml"])
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("TROUPE_IMAGE")
+        .output()
+        .expect("run podman-compose")
+}
+
+/// Takes the compose project down when the test ends, passed or not.
+struct Up;
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = podman_compose(&["down"]);
+    }
+}
+
+/// The services of `compose/local.yaml` and the ports they listen on.
+const LOCAL: [(&str, u16); 7] = [
+    ("order", 29101),
+    ("inventory", 29102),
+    ("payment", 29103),
+    ("shipping", 29104),
+    ("notification", 29105),
+    ("projector", 29106),
+    ("query", 28090),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_local_runs_the_processes_in_containers_against_the_local_stack() {
+    let image = Command::new("bash")
+        .arg(repo_root().join("scripts/podman.sh"))
+        .args(["image", "exists", "localhost/troupe:dev"])
+        .status()
+        .expect("podman");
+    assert!(
+        image.success(),
+        "no image localhost/troupe:dev: `make image` builds it"
+    );
+    let _ = podman_compose(&["down"]);
+    let up = podman_compose(&["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "podman-compose up: {}",
+        troupe_e2e::text(&up)
+    );
+    let _up = Up;
+    for (service, port) in LOCAL {
+        troupe_testkit::wait_until(
+            &format!("{service} (compose) to answer /ready"),
+            std::time::Duration::from_secs(120),
+            || async move {
+                let response = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+                    .await
+                    .ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+        // The compose file's own healthcheck, run as the engine would (podman schedules them with
+        // systemd timers, which this machine has not).
+        let check = Command::new("bash")
+            .arg(repo_root().join("scripts/podman.sh"))
+            .args(["healthcheck", "run", &format!("troupe-local_{service}_1")])
+            .output()
+            .expect("podman healthcheck");
+        assert!(
+            check.status.success(),
+            "{service}'s healthcheck: {}",
+            troupe_e2e::text(&check)
+        );
+    }
+    // Orders through the containers: `--wait` exits non-zero unless each reaches its outcome.
+    let seed = std::process::id().to_string();
+    let produce = Command::new(troupe_testkit::binary("troupe"))
+        .args([
+            "produce",
+            "--orders",
+            "10",
+            "--scenario",
+            "happy",
+            "--seed",
+            &seed,
+        ])
+        .args(["--wait", "120"])
+        .current_dir(repo_root())
+        .envs(troupe_testkit::stack().vars())
+        .env_remove("TROUPE_HOME")
+        .output()
+        .expect("troupe produce");
+    let said = troupe_e2e::text(&produce);
+    assert!(produce.status.success(), "{said}");
+    assert!(said.contains("10/10"), "{said}");
 }
