@@ -9,7 +9,7 @@
 set -euo pipefail
 
 NEXTEST_VERSION=0.9.151
-HELM_VERSION=v3.22.0
+HELM_VERSION=v4.3.1
 TOOLS=${TROUPE_TOOLS_DIR:-$HOME/.cache/troupe/tools}
 export PATH=$TOOLS/bin:$PATH
 
@@ -25,8 +25,8 @@ if ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; t
   tools_say "installing helm $HELM_VERSION into $TOOLS (first run only: go install, a few minutes)"
   mkdir -p "$TOOLS/bin" "$TOOLS/go"
   GOBIN=$TOOLS/bin GOPATH=$TOOLS/go GOMODCACHE=$TOOLS/go/mod GOCACHE=$TOOLS/go/cache GOFLAGS=-modcacherw \
-    go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    go install -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   # The module and build caches (about 400 MB) are only needed to build it again.
   rm -rf "$TOOLS/go"
 fi
