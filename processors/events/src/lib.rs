@@ -8,14 +8,18 @@
 //! - [`compat`]: compatibility judgement between schema versions (the registry's rules);
 //! - [`upcast`]: older versions to the current one; [`topics`]: topic names;
 //! - [`validate`]: the structural rules every event obeys;
-//! - [`decision`]: the one shape of every service's decision (state after, events to emit).
+//! - [`decision`]: the one shape of every service's decision (state after, events to emit);
+//! - [`message`]: the headers every published message carries; [`deadletter`]: the
+//!   dead-letter topic's headers and reason codes.
 
 pub mod avro;
 pub mod catalog;
 pub mod choreography;
 pub mod compat;
+pub mod deadletter;
 pub mod decision;
 pub mod domain;
+pub mod message;
 pub mod samples;
 pub mod topics;
 pub mod topology;

@@ -18,7 +18,6 @@ mod batch;
 pub mod codec;
 pub mod config;
 pub mod db;
-pub mod deadletter;
 pub mod group;
 pub mod handler;
 pub mod health;
@@ -36,6 +35,9 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod topics;
 pub mod trace;
+
+/// The dead-letter contract lives with the events (pure, shared with the CLI).
+pub use troupe_events::deadletter;
 
 pub use handler::{Handler, HandlerError, Source};
 pub use processor::run;

@@ -29,10 +29,7 @@ use crate::poison;
 use crate::topics::Topics;
 use crate::trace::now_us;
 
-/// Header naming the event type on every published event.
-pub const EVENT_TYPE_HEADER: &str = "troupe.event_type";
-/// Header carrying the event id on every published event.
-pub const EVENT_ID_HEADER: &str = "troupe.event_id";
+pub use troupe_events::message::{EVENT_ID_HEADER, EVENT_TYPE_HEADER};
 
 /// Why a processor could not start or had to stop.
 #[derive(Debug, thiserror::Error)]

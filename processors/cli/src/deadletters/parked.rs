@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use anyhow::{anyhow, bail};
-use troupe_runtime::deadletter::{headers, Reason};
+use troupe_events::deadletter::{headers, Reason};
 
 /// Where a record sits in the dead-letter topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,7 +89,7 @@ impl Record {
     /// The event type its producer named in its headers; a dead letter parked before the
     /// original headers were kept has none (see [`event_type_or`]).
     pub fn event_type(&self) -> Option<&str> {
-        self.header(troupe_runtime::processor::EVENT_TYPE_HEADER)
+        self.header(troupe_events::message::EVENT_TYPE_HEADER)
     }
 
     /// How many times it was redriven already.
