@@ -81,6 +81,17 @@ fn handler_result(result: Result<(), HandlerError>) -> Result<(), BatchError> {
 }
 
 /// What a panic said, when it said it with a string.
+/// `work`'s result, or [`BatchError::Panicked`] when it panicked: a panic in a handler or a
+/// timer is an error like any other, never the end of the task that ran it.
+pub(crate) async fn caught<T>(
+    work: impl std::future::Future<Output = Result<T, BatchError>>,
+) -> Result<T, BatchError> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(BatchError::Panicked(panic_message(&*panic))),
+    }
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -115,13 +126,7 @@ impl<H: Handler> Ctx<H> {
         received: &[i64],
     ) -> Result<(), BatchError> {
         let started = Instant::now();
-        let (report, ids) = match AssertUnwindSafe(self.transaction(batch, received))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => result?,
-            Err(panic) => return Err(BatchError::Panicked(panic_message(&*panic))),
-        };
+        let (report, ids) = caught(self.transaction(batch, received)).await?;
         if !ids.is_empty() {
             self.commits.record(&ids, now_us());
             self.wake.notify_one();
@@ -455,4 +460,24 @@ fn next_offsets<'a>(
     next.into_iter()
         .map(|((t, p), o)| (t.to_owned(), p, o))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_error_and_the_caller_goes_on() {
+        let panicked: Result<(), BatchError> = caught(async { panic!("a timer's bug") }).await;
+        assert!(
+            matches!(&panicked, Err(BatchError::Panicked(m)) if m == "a timer's bug"),
+            "{panicked:?}"
+        );
+        let formatted: Result<(), BatchError> =
+            caught(async { panic!("order {} is broken", 7) }).await;
+        assert!(matches!(&formatted, Err(BatchError::Panicked(m)) if m == "order 7 is broken"));
+        let failed = caught(async { Err::<(), _>(BatchError::Store("down".into())) }).await;
+        assert!(matches!(failed, Err(BatchError::Store(_))));
+        assert_eq!(caught(async { Ok::<_, BatchError>(3) }).await.unwrap(), 3);
+    }
 }

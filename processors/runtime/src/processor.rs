@@ -321,7 +321,8 @@ async fn tick_loop<H: Handler>(ctx: Arc<Ctx<H>>, every: Duration, stop: Cancella
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match ctx.fire_timers().await {
+        // A timer that panics is retried with backoff like one that fails: the loop goes on.
+        match crate::batch::caught(ctx.fire_timers()).await {
             Ok(()) => backoff.reset(),
             Err(error) => {
                 TimersFailed {
