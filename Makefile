@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test lint fmt unit build image bench bench-saga chaos
+.PHONY: help up down status demo test lint fmt unit build image bench bench-saga chaos fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ chaos: ## the chaos soak: TROUPE_CHAOS_ROUNDS rounds of faults under load (defau
 	@scripts/stack.sh up
 	cargo build --workspace --bins --tests --locked
 	@source .troupe/stack.env && TROUPE_CHAOS_ROUNDS=$${TROUPE_CHAOS_ROUNDS:-20} cargo test -p troupe-e2e --test chaos --locked -- --nocapture
+
+fuzz: ## every fuzz target for TROUPE_FUZZ_SECONDS each (default 600; make test runs 20 s each)
+	@scripts/fuzz.sh $${TROUPE_FUZZ_SECONDS:-600}
 
 build: ## build every binary
 	cargo build --workspace --bins --locked

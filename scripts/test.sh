@@ -37,3 +37,6 @@ step "troupe schemas check (against the registry)"
 
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+step "fuzz: every target for 20 s from the committed seeds (make fuzz runs them for 10 min)"
+scripts/fuzz.sh 20
