@@ -55,6 +55,10 @@ fuzz_target!(|data: &[u8]| {
             .collect(),
     };
     let _ = filter.matches(&record, record.event_type().unwrap_or("-"));
-    let _ = (record.redriven(), record.origin_partition(), record.schema_id());
+    let _ = (
+        record.redriven(),
+        record.origin_partition(),
+        record.schema_id(),
+    );
     let _ = record.original_headers().count();
 });

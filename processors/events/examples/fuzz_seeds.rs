@@ -15,7 +15,9 @@ use troupe_events::catalog::SCHEMAS;
 use troupe_events::samples;
 
 fn main() -> std::io::Result<()> {
-    let root = std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into());
+    let root = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fuzz/corpus".into());
     let decode = Path::new(&root).join("decode");
     let schemas = Path::new(&root).join("registry_schema");
     fs::create_dir_all(&decode)?;

@@ -10,7 +10,8 @@
 //! - [`validate`]: the structural rules every event obeys;
 //! - [`decision`]: the one shape of every service's decision (state after, events to emit);
 //! - [`message`]: the headers every published message carries; [`deadletter`]: the
-//!   dead-letter topic's headers and reason codes.
+//!   dead-letter topic's headers and reason codes; [`stored`]: the text a registry stores a
+//!   schema as.
 
 pub mod avro;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod decision;
 pub mod domain;
 pub mod message;
 pub mod samples;
+pub mod stored;
 pub mod topics;
 pub mod topology;
 pub mod upcast;
