@@ -198,17 +198,14 @@ async fn the_lag_processors_report_is_the_lag_the_broker_has() {
     let probe = sampler.join().unwrap();
 
     // A processor's figure is a log end minus a committed offset it read from the broker
-    // within the 8 s before it was scraped: it asks every 500 ms, and an answer takes the
-    // broker up to seconds while the whole suite loads the machine (3 s of slack was seen too
-    // little under `make test`). Log ends and commits only grow, so the figure must lie between
-    // the smallest end minus the largest commit and the largest end minus the smallest commit
-    // the broker showed from 8 s before the scrape to 1 s after it (the sampler's reads take
-    // time too).
+    // within the 3 s before it was scraped (it asks every 500 ms; the rest is slack for a busy
+    // machine). Log ends and commits only grow, so the figure must lie between the smallest
+    // end minus the largest commit and the largest end minus the smallest commit the broker
+    // showed from 3 s before the scrape to 1 s after it (the sampler's reads take time too).
     let broker = std::mem::take(&mut *broker.lock().unwrap());
-    let (before, after) = (Duration::from_secs(8), Duration::from_secs(1));
+    let (before, after) = (Duration::from_secs(3), Duration::from_secs(1));
     let (mut compared, mut under_load, mut violations) = (0, 0, Vec::new());
-    // (The sampler started before the first scrape, so every figure has a window to lie in.)
-    for (at, figures) in &reported {
+    for (at, figures) in reported.iter().filter(|(at, _)| *at >= started + before) {
         let recent: Vec<&PerPartition<(i64, i64)>> = broker
             .iter()
             .filter(|(t, _)| *t + before >= *at && *t <= *at + after)
