@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use serde::Deserialize;
 use serde_yaml::Value;
-use troupe_e2e::{tool, TempDir};
+use troupe_e2e::{tool, TempDir, LOCAL_PORTS};
 use troupe_testkit::repo_root;
 
 fn compose_check(files: &[&std::path::Path]) -> Output {
@@ -141,17 +141,6 @@ impl Drop for Up {
     }
 }
 
-/// The services of `compose/local.yaml` and the ports they listen on.
-const LOCAL: [(&str, u16); 7] = [
-    ("order", 29101),
-    ("inventory", 29102),
-    ("payment", 29103),
-    ("shipping", 29104),
-    ("notification", 29105),
-    ("projector", 29106),
-    ("query", 28090),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_local_runs_the_processes_in_containers_against_the_local_stack() {
     let image = Command::new("bash")
@@ -171,7 +160,7 @@ async fn compose_local_runs_the_processes_in_containers_against_the_local_stack(
         troupe_e2e::text(&up)
     );
     let _up = Up;
-    for (service, port) in LOCAL {
+    for (service, port) in LOCAL_PORTS {
         troupe_testkit::wait_until(
             &format!("{service} (compose) to answer /ready"),
             std::time::Duration::from_secs(120),

@@ -24,21 +24,13 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_yaml::Value;
-use troupe_e2e::{finish, metric_sum, tool, PrivateStack, Saga, TempDir, ALL_OUTCOMES};
+use troupe_e2e::{
+    finish, metric_sum, tool, PrivateStack, Saga, TempDir, ALL_OUTCOMES, LOCAL_PORTS,
+};
 use troupe_testkit::{repo_root, stack, wait_until, Stack};
 
 /// The image `make image` (scripts/image.sh) builds.
 const IMAGE: &str = "localhost/troupe:dev";
-/// The ports of helm/troupe/ci/local-values.yaml: the processors' metrics, the query API.
-const PORTS: [(&str, u16); 7] = [
-    ("order", 29101),
-    ("inventory", 29102),
-    ("payment", 29103),
-    ("shipping", 29104),
-    ("notification", 29105),
-    ("projector", 29106),
-    ("query", 28090),
-];
 
 fn podman(args: &[&str]) -> Output {
     Command::new("bash")
@@ -46,6 +38,20 @@ fn podman(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run scripts/podman.sh")
+}
+
+/// Plays a Kubernetes YAML file as pods on the host network.
+fn play(file: &Path, what: &str) {
+    must(
+        podman(&[
+            "kube",
+            "play",
+            "--network",
+            "host",
+            &file.display().to_string(),
+        ]),
+        what,
+    );
 }
 
 fn must(output: Output, what: &str) -> String {
@@ -305,7 +311,7 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     let dir = TempDir::new("pods");
     let objects = render(&saga, &servers);
     let files = deployment_files(&objects, dir.path());
-    let expected: Vec<&str> = PORTS.iter().map(|(p, _)| *p).collect();
+    let expected: Vec<&str> = LOCAL_PORTS.iter().map(|(p, _)| *p).collect();
     assert_eq!(
         files.keys().map(String::as_str).collect::<Vec<_>>(),
         {
@@ -317,18 +323,9 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     );
     let played = Played(files.values().cloned().collect());
     for file in &played.0 {
-        must(
-            podman(&[
-                "kube",
-                "play",
-                "--network",
-                "host",
-                &file.display().to_string(),
-            ]),
-            "podman kube play",
-        );
+        play(file, "podman kube play");
     }
-    for (process, port) in PORTS {
+    for (process, port) in LOCAL_PORTS {
         wait_ready(process, port).await;
     }
     saga.connect().await;
@@ -362,7 +359,7 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     finish(placing).await;
     let snapshot = saga.settle(ORDERS as usize, Duration::from_secs(180)).await;
     troupe_e2e::assert_every_outcome(&snapshot);
-    for (process, port) in PORTS.iter().take(6) {
+    for (process, port) in LOCAL_PORTS.iter().take(6) {
         let metrics = get(*port, "/metrics").await.expect("metrics").1;
         assert_eq!(
             metric_sum(&metrics, "troupe_choreography_violations_total"),
@@ -408,16 +405,7 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     // `helm test`: the chart's test Pod, as a cluster would run it after an install.
     let (pod, file) = test_pod_file(&objects, dir.path());
     let _test_pod = Played(vec![file.clone()]);
-    must(
-        podman(&[
-            "kube",
-            "play",
-            "--network",
-            "host",
-            &file.display().to_string(),
-        ]),
-        "podman kube play (the helm test Pod)",
-    );
+    play(&file, "podman kube play (the helm test Pod)");
     let main = format!("{pod}-read-back");
     let waited = tokio::task::spawn_blocking(move || podman(&["wait", &main]))
         .await

@@ -88,6 +88,18 @@ pub fn assert_every_outcome(snapshot: &Snapshot) {
 }
 
 /// The saga's processors.
+/// The processes of a local deployment (helm/troupe/ci/local-values.yaml, compose/local.yaml)
+/// and the port each listens on: the processors' metrics and health, the query API.
+pub const LOCAL_PORTS: [(&str, u16); 7] = [
+    ("order", 29101),
+    ("inventory", 29102),
+    ("payment", 29103),
+    ("shipping", 29104),
+    ("notification", 29105),
+    ("projector", 29106),
+    ("query", 28090),
+];
+
 pub const SERVICES: [&str; 5] = ["order", "inventory", "payment", "shipping", "notification"];
 
 /// A message's header as text, empty when it has none of that name.
