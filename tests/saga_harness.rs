@@ -543,8 +543,9 @@ impl Saga {
 
 impl Drop for Saga {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            // Keep the logs of a failed run for the person reading the failure.
+        if std::thread::panicking() || std::env::var_os("TROUPE_KEEP_LOGS").is_some() {
+            // Keep the logs of a failed run for the person reading the failure (or of every
+            // run, when asked).
             let kept = std::env::temp_dir().join(format!("troupe-failed-{}", self.id));
             let _ = std::fs::rename(self.logs.path(), &kept);
             eprintln!("processor logs kept in {}", kept.display());
