@@ -92,6 +92,107 @@ async fn a_processor_scaled_from_1_to_3_and_back_to_1_mid_run_keeps_every_invari
     );
 }
 
+/// The partitions of the saga's inventory database claimed by `owner`
+/// (`troupe_partition_owner`, see `processors/runtime/src/fencing.rs`).
+async fn claimed_by(inventory: &sqlx::PgPool, owner: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM troupe_partition_owner WHERE owner = $1")
+        .bind(owner)
+        .fetch_one(inventory)
+        .await
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_frozen_past_its_session_is_fenced_when_it_wakes() {
+    let saga = Arc::new(Saga::start(&TIMERS).await);
+    let inventory = troupe_runtime::db::connect(
+        &troupe_runtime::config::with_database(
+            &saga.stack.postgres_url,
+            &saga.database("inventory"),
+        ),
+        2,
+    )
+    .await
+    .unwrap();
+    let zombie = "inventory-zombie";
+    saga.spawn_with("inventory", 1, &[("TROUPE_INSTANCE", zombie)]);
+    saga.wait_healthy("inventory", 1).await;
+    saga.seed_stock(600, 36).await;
+    let placing = saga.place_in_background(600, 36, 40, &[]);
+    wait_consuming(&saga, "inventory", 1).await;
+    wait_until(
+        "the second instance to claim partitions",
+        Duration::from_secs(60),
+        || async { (claimed_by(&inventory, zombie).await > 0).then_some(()) },
+    )
+    .await;
+    // Freeze it in the middle of a batch, as a pause would: hold its partitions' rows until its
+    // next batch's transaction waits for them, then SIGSTOP it there.
+    let mut held = inventory.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM troupe_partition_owner WHERE owner = $1 FOR UPDATE")
+        .bind(zombie)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *held)
+        .await
+        .unwrap();
+    wait_until(
+        "a batch of the second instance to wait",
+        Duration::from_secs(60),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            )
+            .bind(holder)
+            .fetch_one(&inventory)
+            .await
+            .ok()?;
+            (waiting > 0).then_some(())
+        },
+    )
+    .await;
+    let pid = saga.pid("inventory", 1).to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    held.rollback().await.unwrap();
+    // Past the session timeout the group gives its partitions to the first instance, which
+    // claims them once PostgreSQL has ended the frozen transaction: the second holds none.
+    wait_until(
+        "the first instance to claim every partition",
+        Duration::from_secs(60),
+        || async { (claimed_by(&inventory, zombie).await == 0).then_some(()) },
+    )
+    .await;
+    signal("-CONT");
+    // Woken inside its batch: the transaction is gone, and the batch tried again finds the
+    // partitions claimed by another instance, rolls back and leaves the messages to it.
+    wait_until(
+        "the woken instance to be fenced",
+        Duration::from_secs(60),
+        || async {
+            let text = saga.metrics("inventory", 1).await;
+            let fenced: u64 = text
+                .lines()
+                .filter(|l| l.starts_with("troupe_fenced_total") && l.contains("role=\"consumer\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64;
+            (fenced >= 1).then_some(())
+        },
+    )
+    .await;
+    troupe_e2e::finish(placing).await;
+    let snapshot = saga.settle(600, Duration::from_secs(180)).await;
+    assert_every_outcome(&snapshot);
+}
+
 /// `troupe_consumer_lag_messages{processor,topic,partition}` samples from every processor's
 /// `/metrics`.
 async fn reported_lag(saga: &Saga) -> PerPartition<i64> {

@@ -19,6 +19,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaResult;
 
 use crate::config::{KafkaConfig, ProcessorConfig};
+use crate::fencing::Ownership;
 use crate::group::{self, GroupConsumer};
 
 /// What the broker says about this instance in its group.
@@ -135,6 +136,7 @@ pub struct Membership {
     processor: &'static str,
     topics: Vec<String>,
     observer: GroupObserver,
+    ownership: Arc<Ownership>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -153,15 +155,22 @@ impl Membership {
         processor: &'static str,
         topics: &[String],
     ) -> KafkaResult<Self> {
-        let consumer = group::subscribe(config, processor, topics)?;
+        let ownership = Arc::new(Ownership::new(&config.instance, &config.group_id));
+        let consumer = group::subscribe(config, processor, topics, ownership.clone())?;
         let observer = GroupObserver::connect(&config.kafka)?;
         Ok(Self {
+            ownership,
             consumer: RwLock::new(Arc::new(consumer)),
             config: config.clone(),
             processor,
             topics: topics.to_vec(),
             observer,
         })
+    }
+
+    /// The partitions this instance may apply batches of, whichever consumer it uses.
+    pub fn ownership(&self) -> Arc<Ownership> {
+        self.ownership.clone()
     }
 
     /// The consumer in use now.
@@ -182,6 +191,7 @@ impl Membership {
             &self.config,
             self.processor,
             &self.topics,
+            self.ownership.clone(),
         )?);
         let old = std::mem::replace(&mut *self.consumer.write().expect("consumer lock"), fresh);
         // The thread keeps a reference until it holds the only one, so the close happens there

@@ -38,6 +38,7 @@ struct Inner {
     emitted: IntCounterVec,
     published: IntCounterVec,
     retries: IntCounterVec,
+    fenced: IntCounterVec,
     batch_duration: HistogramVec,
     batch_size: HistogramVec,
     consumer_lag: IntGaugeVec,
@@ -114,6 +115,7 @@ impl Metrics {
                 emitted: counter(r, "troupe_events_emitted_total"),
                 published: counter(r, "troupe_outbox_published_total"),
                 retries: counter(r, "troupe_retries_total"),
+                fenced: counter(r, "troupe_fenced_total"),
                 batch_duration: histogram(r, "troupe_batch_duration_seconds"),
                 batch_size: histogram(r, "troupe_batch_messages"),
                 consumer_lag: gauge(r, "troupe_consumer_lag_messages"),
@@ -141,6 +143,9 @@ impl Metrics {
         }
         for stage in crate::internal_events::RETRY_STAGES {
             let _ = inner.retries.with_label_values(&[processor, stage]);
+        }
+        for role in crate::internal_events::FENCED_ROLES {
+            let _ = inner.fenced.with_label_values(&[processor, role]);
         }
     }
 
@@ -194,6 +199,13 @@ impl Metrics {
         self.inner
             .retries
             .with_label_values(&[processor, stage])
+            .inc();
+    }
+
+    pub fn fenced(&self, processor: &str, role: &str) {
+        self.inner
+            .fenced
+            .with_label_values(&[processor, role])
             .inc();
     }
 
