@@ -57,8 +57,8 @@ enum State {
     Assigned,
     /// Claimed at this epoch.
     Held(i64),
-    /// Lost, or claimed by another member: its messages are dropped until the group assigns it
-    /// again.
+    /// Revoked, lost, or claimed by another member: its messages are dropped until the group
+    /// assigns it again.
     Gone,
 }
 
@@ -144,9 +144,8 @@ impl Ownership {
             .collect()
     }
 
-    /// The group took `partitions` from consumer `consumer` while it was presumed dead (its
-    /// session expired: librdkafka reports them lost).
-    pub fn lost(&self, consumer: u64, partitions: impl IntoIterator<Item = Partition>) {
+    /// The group took `partitions` from consumer `consumer` (revoked or lost).
+    pub fn revoked(&self, consumer: u64, partitions: impl IntoIterator<Item = Partition>) {
         let mut entries = self.entries.lock().expect("ownership lock");
         for partition in partitions {
             if let Some(entry) = entries.get_mut(&partition) {
@@ -157,7 +156,7 @@ impl Ownership {
         }
     }
 
-    /// Whether messages of `partition` may be applied: not lost or fenced. A partition no
+    /// Whether messages of `partition` may be applied: not revoked or fenced. A partition no
     /// rebalance named (none should reach the loop) counts as assigned.
     pub fn applies_to(&self, topic: &str, partition: i32) -> bool {
         let entries = self.entries.lock().expect("ownership lock");
@@ -236,7 +235,7 @@ impl Ownership {
                 .iter()
                 .map(|r| ((r.get(0), r.get(1)), r.get(2)))
                 .collect();
-            let lost = moved_on(&plan.check, &now);
+            let lost = lost(&plan.check, &now);
             if !lost.is_empty() {
                 self.fence(&lost);
                 return Err(HoldError::Fenced(Fenced(lost)));
@@ -289,7 +288,7 @@ impl Ownership {
 
 /// The partitions of `held` (with this instance's epochs) whose epoch is no longer the one
 /// `now` shows, or that have no owner row at all.
-fn moved_on(held: &[(Partition, i64)], now: &BTreeMap<Partition, i64>) -> Vec<Partition> {
+fn lost(held: &[(Partition, i64)], now: &BTreeMap<Partition, i64>) -> Vec<Partition> {
     held.iter()
         .filter(|(partition, epoch)| now.get(partition) != Some(epoch))
         .map(|(partition, _)| partition.clone())
@@ -340,12 +339,12 @@ mod tests {
     }
 
     #[test]
-    fn lost_or_fenced_partitions_are_dropped_until_assigned_again() {
+    fn revoked_or_fenced_partitions_are_dropped_until_assigned_again() {
         let ownership = Ownership::new("a", "g");
         let consumer = ownership.consumer();
         ownership.assigned(consumer, [p("t", 0), p("t", 1), p("t", 2)]);
         ownership.claimed(Claims(vec![(p("t", 0), 1), (p("t", 1), 1)]));
-        ownership.lost(consumer, [p("t", 0)]);
+        ownership.revoked(consumer, [p("t", 0)]);
         ownership.fence(&[p("t", 1)]);
         assert!(!ownership.applies_to("t", 0));
         assert!(!ownership.applies_to("t", 1));
@@ -364,7 +363,7 @@ mod tests {
         let (old, new) = (ownership.consumer(), ownership.consumer());
         ownership.assigned(old, [p("t", 0)]);
         ownership.assigned(new, [p("t", 0)]);
-        ownership.lost(old, [p("t", 0)]);
+        ownership.revoked(old, [p("t", 0)]);
         assert!(ownership.applies_to("t", 0));
     }
 
@@ -373,17 +372,17 @@ mod tests {
         let ownership = Ownership::new("a", "g");
         let consumer = ownership.consumer();
         ownership.assigned(consumer, [p("t", 0)]);
-        ownership.lost(consumer, [p("t", 0)]);
+        ownership.revoked(consumer, [p("t", 0)]);
         ownership.claimed(Claims(vec![(p("t", 0), 2)]));
-        assert!(!ownership.applies_to("t", 0), "lost during the batch");
+        assert!(!ownership.applies_to("t", 0), "revoked during the batch");
     }
 
     #[test]
     fn an_epoch_moved_on_or_a_missing_row_is_lost() {
         let held = [(p("t", 0), 3), (p("t", 1), 5), (p("t", 2), 1)];
         let now = BTreeMap::from([(p("t", 0), 3), (p("t", 1), 6)]);
-        assert_eq!(moved_on(&held, &now), [p("t", 1), p("t", 2)]);
-        assert!(moved_on(&held[..1], &now).is_empty());
+        assert_eq!(lost(&held, &now), [p("t", 1), p("t", 2)]);
+        assert!(lost(&held[..1], &now).is_empty());
     }
 
     #[test]
@@ -406,7 +405,7 @@ mod tests {
         assert!(matches!(kept, Cow::Borrowed(_)));
         let consumer = ownership.consumer();
         ownership.assigned(consumer, [p("t", 0)]);
-        ownership.lost(consumer, [p("t", 0)]);
+        ownership.revoked(consumer, [p("t", 0)]);
         let (kept, received) = ownership.keep(&batch, &[1, 2]);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].partition(), 1);

@@ -35,20 +35,11 @@ pub struct GroupContext {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(
-        &self,
-        consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         tracing::info!(processor = self.processor, ?rebalance, "rebalance starting");
-        // Lost (the session expired: this member was presumed dead): nothing of them is
-        // applied from now on. A partition given up in an orderly rebalance may still have its
-        // batch in hand applied, as before the handover; if its new owner has claimed it
-        // first, that batch is fenced.
+        // Taken away before the rebalance completes: nothing of them is applied from now on.
         if let Rebalance::Revoke(list) = rebalance {
-            if consumer.assignment_lost() {
-                self.ownership.lost(self.consumer, partitions(list));
-            }
+            self.ownership.revoked(self.consumer, partitions(list));
         }
     }
 
