@@ -77,8 +77,6 @@ pub const METRICS: &[Metric] = &[
       "Outbox rows the broker acknowledged.", Processor),
     m("troupe_retries_total", Counter, &["processor", "stage"],
       "Transient failures retried with backoff, by where they happened.", Processor),
-    m("troupe_fenced_total", Counter, &["processor", "role"],
-      "Work an instance stopped because another instance took it over: batches rolled back because their partitions were claimed by a newer owner (role consumer), leadership of the outbox relay lost (role relay). Nonzero after a pause longer than the session timeout.", Processor),
     m("troupe_batch_duration_seconds", Histogram { buckets: &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5] }, &["processor"],
       "Time to decode, apply and commit one batch.", Processor),
     m("troupe_batch_messages", Histogram { buckets: &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0] }, &["processor"],

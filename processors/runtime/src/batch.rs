@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use crate::codec::{DecodeError, EncodeError};
 use crate::deadletter::{dead_letter_headers, Origin, Reason};
-use crate::fencing::{partitions_of, Claims};
 use crate::handler::{now_ms, Handler, HandlerError, Source};
 use crate::internal_events::{
     BatchApplied, ChoreographyViolated, DeadLettered, EventUpcast, InternalEvent, MessageConsumed,
@@ -127,13 +126,7 @@ impl<H: Handler> Ctx<H> {
         received: &[i64],
     ) -> Result<(), BatchError> {
         let started = Instant::now();
-        // What a rebalance or a fence took from this instance is not applied here.
-        let (batch, received) = self.ownership.keep(batch, received);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let (report, ids, claims) = caught(self.transaction(&batch, &received)).await?;
-        self.ownership.claimed(claims);
+        let (report, ids) = caught(self.transaction(batch, received)).await?;
         if !ids.is_empty() {
             self.commits.record(&ids, now_us());
             self.wake.notify_one();
@@ -142,18 +135,16 @@ impl<H: Handler> Ctx<H> {
         Ok(())
     }
 
-    /// The batch's transaction, committed: what it did, the ids of its outbox rows, and the
-    /// partitions it claimed.
+    /// The batch's transaction, committed: what it did, and the ids of its outbox rows.
     async fn transaction(
         &self,
         batch: &[OwnedMessage],
         received: &[i64],
-    ) -> Result<(Report, Vec<i64>, Claims), BatchError> {
+    ) -> Result<(Report, Vec<i64>), BatchError> {
         let applied = now_us();
         let items = self.decode(batch, received).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let claims = self.ownership.hold(&mut tx, &partitions_of(batch)).await?;
         let events: Vec<&Envelope> = items
             .iter()
             .filter_map(|item| match item {
@@ -170,7 +161,7 @@ impl<H: Handler> Ctx<H> {
         }
         let ids = outbox::append(&mut tx, &report.rows).await?;
         tx.commit().await?;
-        Ok((report, ids, claims))
+        Ok((report, ids))
     }
 
     /// Decodes every message; a transient failure (the registry) fails the batch. Events the
@@ -315,20 +306,6 @@ impl<H: Handler> Ctx<H> {
         Ok(())
     }
 
-    /// Claims the partitions assigned and not claimed yet, in a transaction of its own, so a
-    /// member that took them over fences their previous owner at once, not at its first batch.
-    pub(crate) async fn claim_assigned(&self) -> Result<(), BatchError> {
-        let unclaimed = self.ownership.unclaimed();
-        if unclaimed.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        let claims = self.ownership.hold(&mut tx, &unclaimed).await?;
-        tx.commit().await?;
-        self.ownership.claimed(claims);
-        Ok(())
-    }
-
     /// Fires the handler's due timers in one transaction with their outbox rows.
     pub(crate) async fn fire_timers(&self) -> Result<(), BatchError> {
         let started = Instant::now();
@@ -422,16 +399,8 @@ impl<H: Handler> Ctx<H> {
         message: &OwnedMessage,
         detail: &str,
     ) -> Result<(), BatchError> {
-        if !self
-            .ownership
-            .applies_to(message.topic(), message.partition())
-        {
-            return Ok(());
-        }
         let dead = DeadLetter::of(message, Reason::HandlerFailed, detail.to_owned());
         let mut tx = self.pool.begin().await?;
-        let one = std::slice::from_ref(message);
-        let claims = self.ownership.hold(&mut tx, &partitions_of(one)).await?;
         // As for any batch, the handler hears that the message was read past (a read model
         // records its position, so reads waiting for that offset are not held up); nothing was
         // collected for it.
@@ -442,7 +411,6 @@ impl<H: Handler> Ctx<H> {
         handler_result(self.handler.batch_applied(&mut tx, &next).await)?;
         outbox::append(&mut tx, &[self.dead_letter_row(&dead)]).await?;
         tx.commit().await?;
-        self.ownership.claimed(claims);
         self.wake.notify_one();
         self.dead_lettered(&dead);
         Ok(())

@@ -17,27 +17,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .await
 }
 
-/// A processor's pool: as [`connect`], and PostgreSQL ends any transaction left idle for longer
-/// than `lease` (the Kafka session timeout): a frozen instance's open transaction would
-/// otherwise hold back the instance its partitions went to ([`crate::fencing`]). A live one
-/// idles that long only if starved; its batch then fails and is tried again.
-pub async fn connect_processor(
-    url: &str,
-    max_connections: u32,
-    lease: Duration,
-) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(url)?.options([(
-        "idle_in_transaction_session_timeout",
-        lease.as_millis().to_string(),
-    )]);
-    create_database_if_missing(&options).await?;
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
-}
-
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
     let Some(database) = options.get_database().map(str::to_owned) else {
         return Ok(());

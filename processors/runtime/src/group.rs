@@ -12,7 +12,6 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProcessorConfig;
-use crate::fencing::Ownership;
 use crate::internal_events::{InternalEvent, Lag, PartitionLag};
 use crate::lag::LagProbe;
 use crate::membership::Membership;
@@ -22,14 +21,10 @@ use crate::topics::Topics;
 /// The consumer every processor uses.
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// Logs rebalances and failed offset commits, and tells the instance's [`Ownership`] which
-/// partitions the group assigned and took away.
+/// Logs rebalances and failed offset commits.
 #[derive(Debug)]
 pub struct GroupContext {
     processor: &'static str,
-    ownership: Arc<Ownership>,
-    /// This consumer's number in `ownership`.
-    consumer: u64,
 }
 
 impl ClientContext for GroupContext {}
@@ -37,16 +32,6 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         tracing::info!(processor = self.processor, ?rebalance, "rebalance starting");
-        // Taken away before the rebalance completes: nothing of them is applied from now on.
-        if let Rebalance::Revoke(list) = rebalance {
-            self.ownership.revoked(self.consumer, partitions(list));
-        }
-    }
-
-    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            self.ownership.assigned(self.consumer, partitions(list));
-        }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -58,20 +43,11 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-fn partitions(list: &TopicPartitionList) -> Vec<crate::fencing::Partition> {
-    list.elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
-        .collect()
-}
-
-/// Creates the consumer of processor `processor` and subscribes it to `topics` (full names);
-/// its rebalances go to `ownership`.
+/// Creates the consumer of processor `processor` and subscribes it to `topics` (full names).
 pub fn subscribe(
     config: &ProcessorConfig,
     processor: &'static str,
     topics: &[String],
-    ownership: Arc<Ownership>,
 ) -> KafkaResult<GroupConsumer> {
     let kafka_debug = &config.kafka.debug;
     let mut settings = config.kafka.client();
@@ -108,11 +84,7 @@ pub fn subscribe(
         )
         .set("fetch.wait.max.ms", config.kafka.fetch_wait_ms.to_string())
         .set("log_level", if kafka_debug.is_empty() { "4" } else { "7" })
-        .create_with_context(GroupContext {
-            processor,
-            consumer: ownership.consumer(),
-            ownership,
-        })?;
+        .create_with_context(GroupContext { processor })?;
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs)?;
     Ok(consumer)
@@ -122,10 +94,7 @@ pub fn subscribe(
 /// its last message, for librdkafka's next commit. A partition this member no longer owns (a
 /// rebalance took it during the batch) is skipped: its new owner reads those messages again,
 /// and its inbox skips what was applied.
-pub fn store_applied<'a>(
-    consumer: &GroupConsumer,
-    batch: impl IntoIterator<Item = &'a OwnedMessage>,
-) {
+pub fn store_applied(consumer: &GroupConsumer, batch: &[OwnedMessage]) {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for message in batch {
         let entry = next

@@ -140,44 +140,6 @@ impl InternalEvent for RelayProducerReplaced<'_> {
     }
 }
 
-/// What fencing stopped: a batch's partitions claimed by another instance, or the relay's
-/// leadership lost: the `role` of `troupe_fenced_total`.
-pub const FENCED_ROLES: [&str; 2] = ["consumer", "relay"];
-
-/// A batch's transaction found partitions claimed by another instance since this one claimed
-/// them ([`crate::fencing`]): it was rolled back, and their messages are left to the new owner.
-#[derive(Debug)]
-pub struct PartitionsFenced<'a> {
-    pub processor: &'a str,
-    pub fenced: &'a crate::fencing::Fenced,
-}
-
-impl InternalEvent for PartitionsFenced<'_> {
-    fn emit(self, metrics: &Metrics) {
-        tracing::warn!(
-            processor = self.processor,
-            "{}; their messages are left to it",
-            self.fenced
-        );
-        metrics.fenced(self.processor, "consumer");
-    }
-}
-
-/// The outbox relay found its leadership lost (its lock session ended, as a frozen leader's
-/// does after the lease): it publishes nothing more until it leads again.
-#[derive(Debug)]
-pub struct RelayFenced<'a, E: Display> {
-    pub processor: &'a str,
-    pub error: &'a E,
-}
-
-impl<E: Display> InternalEvent for RelayFenced<'_, E> {
-    fn emit(self, metrics: &Metrics) {
-        tracing::warn!(error = %self.error, processor = self.processor, "the outbox relay lost its leadership; publishing nothing until it leads again");
-        metrics.fenced(self.processor, "relay");
-    }
-}
-
 /// A message went to the dead-letter topic.
 #[derive(Debug)]
 pub struct DeadLettered<'a> {

@@ -18,7 +18,6 @@ mod batch;
 pub mod codec;
 pub mod config;
 pub mod db;
-pub mod fencing;
 pub mod group;
 pub mod handler;
 pub mod health;

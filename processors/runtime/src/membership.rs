@@ -19,7 +19,6 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaResult;
 
 use crate::config::{KafkaConfig, ProcessorConfig};
-use crate::fencing::Ownership;
 use crate::group::{self, GroupConsumer};
 
 /// What the broker says about this instance in its group.
@@ -136,7 +135,6 @@ pub struct Membership {
     processor: &'static str,
     topics: Vec<String>,
     observer: GroupObserver,
-    ownership: Arc<Ownership>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -155,22 +153,15 @@ impl Membership {
         processor: &'static str,
         topics: &[String],
     ) -> KafkaResult<Self> {
-        let ownership = Arc::new(Ownership::new(&config.instance, &config.group_id));
-        let consumer = group::subscribe(config, processor, topics, ownership.clone())?;
+        let consumer = group::subscribe(config, processor, topics)?;
         let observer = GroupObserver::connect(&config.kafka)?;
         Ok(Self {
-            ownership,
             consumer: RwLock::new(Arc::new(consumer)),
             config: config.clone(),
             processor,
             topics: topics.to_vec(),
             observer,
         })
-    }
-
-    /// The partitions this instance may apply batches of, whichever consumer it uses.
-    pub fn ownership(&self) -> Arc<Ownership> {
-        self.ownership.clone()
     }
 
     /// The consumer in use now.
@@ -191,7 +182,6 @@ impl Membership {
             &self.config,
             self.processor,
             &self.topics,
-            self.ownership.clone(),
         )?);
         let old = std::mem::replace(&mut *self.consumer.write().expect("consumer lock"), fresh);
         // The thread keeps a reference until it holds the only one, so the close happens there

@@ -38,7 +38,6 @@ struct Inner {
     emitted: IntCounterVec,
     published: IntCounterVec,
     retries: IntCounterVec,
-    fenced: IntCounterVec,
     batch_duration: HistogramVec,
     batch_size: HistogramVec,
     consumer_lag: IntGaugeVec,
@@ -115,7 +114,6 @@ impl Metrics {
                 emitted: counter(r, "troupe_events_emitted_total"),
                 published: counter(r, "troupe_outbox_published_total"),
                 retries: counter(r, "troupe_retries_total"),
-                fenced: counter(r, "troupe_fenced_total"),
                 batch_duration: histogram(r, "troupe_batch_duration_seconds"),
                 batch_size: histogram(r, "troupe_batch_messages"),
                 consumer_lag: gauge(r, "troupe_consumer_lag_messages"),
@@ -143,9 +141,6 @@ impl Metrics {
         }
         for stage in crate::internal_events::RETRY_STAGES {
             let _ = inner.retries.with_label_values(&[processor, stage]);
-        }
-        for role in crate::internal_events::FENCED_ROLES {
-            let _ = inner.fenced.with_label_values(&[processor, role]);
         }
     }
 
@@ -199,13 +194,6 @@ impl Metrics {
         self.inner
             .retries
             .with_label_values(&[processor, stage])
-            .inc();
-    }
-
-    pub fn fenced(&self, processor: &str, role: &str) {
-        self.inner
-            .fenced
-            .with_label_values(&[processor, role])
             .inc();
     }
 

@@ -23,9 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::KafkaConfig;
-use crate::internal_events::{
-    InternalEvent, OutboxPublished, RelayFailed, RelayFenced, RelayProducerReplaced,
-};
+use crate::internal_events::{InternalEvent, OutboxPublished, RelayFailed, RelayProducerReplaced};
 use crate::metrics::Metrics;
 use crate::trace::{now_us, Trace, TRACE_HEADER};
 
@@ -53,7 +51,6 @@ pub async fn ensure_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
             headers    JSONB NOT NULL DEFAULT '[]',
             created_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )",
-        crate::fencing::TABLE,
     ] {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
@@ -214,9 +211,6 @@ pub struct Relay {
     pub commits: Arc<CommitTimes>,
     pub metrics: Metrics,
     pub batch: i64,
-    /// The leader's lease: PostgreSQL ends its lock session once it idles this long (a frozen
-    /// leader's does, and the lock goes with it); a live leader renews it at a third of that.
-    pub lease: Duration,
 }
 
 impl std::fmt::Debug for Relay {
@@ -241,16 +235,6 @@ impl Relay {
         loop {
             match self.lead(&stop).await {
                 Ok(()) => return,
-                Err(error @ RelayError::LeaseLost(_)) => {
-                    RelayFenced {
-                        processor: self.processor,
-                        error: &error,
-                    }
-                    .emit(&self.metrics);
-                    if stop.is_cancelled() {
-                        return;
-                    }
-                }
                 Err(error) => {
                     RelayFailed {
                         processor: self.processor,
@@ -296,14 +280,6 @@ impl Relay {
 
     async fn lead(&self, stop: &CancellationToken) -> Result<(), RelayError> {
         let mut lock = self.pool.acquire().await?.detach();
-        // Waiting for the lock keeps the session busy (a try every 500 ms), so the timeout only
-        // ever ends a leader's session that nobody renewed: a frozen one.
-        sqlx::query(&format!(
-            "SET idle_session_timeout = {}",
-            self.lease.as_millis().max(1000)
-        ))
-        .execute(&mut lock)
-        .await?;
         let key = lock_key(self.processor);
         loop {
             let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -322,16 +298,8 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;
         let mut draining = false;
-        let mut renewed = std::time::Instant::now();
         loop {
-            // Renewed before publishing when a third of the lease has passed: a leader woken
-            // from a freeze longer than the lease finds its session ended here, and publishes
-            // nothing (the instance that took the lock publishes those rows).
-            if renewed.elapsed() >= self.lease / 3 {
-                renew(&mut lock).await?;
-                renewed = std::time::Instant::now();
-            }
-            let published = self.publish_batch(&mut lock).await?;
+            let published = self.publish_batch().await?;
             OutboxPublished {
                 processor: self.processor,
                 rows: published,
@@ -352,10 +320,8 @@ impl Relay {
         }
     }
 
-    /// Publishes up to one batch; returns how many rows went out. While the broker takes its
-    /// time to acknowledge, the lease is renewed on `lock`, so a slow broker does not cost a
-    /// live leader its leadership.
-    async fn publish_batch(&self, lock: &mut PgConnection) -> Result<usize, RelayError> {
+    /// Publishes up to one batch; returns how many rows went out.
+    async fn publish_batch(&self) -> Result<usize, RelayError> {
         let rows = sqlx::query(
             "SELECT id, topic, key, payload, headers FROM troupe_outbox ORDER BY id LIMIT $1",
         )
@@ -409,21 +375,11 @@ impl Relay {
             deliveries.push(delivery);
             ids.push(id);
         }
-        let acknowledged = async {
-            for delivery in deliveries {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => return Err(RelayError::Kafka(error)),
-                    Err(_) => return Err(RelayError::Canceled),
-                }
-            }
-            Ok(())
-        };
-        tokio::pin!(acknowledged);
-        loop {
-            tokio::select! {
-                result = &mut acknowledged => break result?,
-                () = tokio::time::sleep(self.lease / 3) => renew(lock).await?,
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(RelayError::Kafka(error)),
+                Err(_) => return Err(RelayError::Canceled),
             }
         }
         sqlx::query("DELETE FROM troupe_outbox WHERE id = ANY($1)")
@@ -435,15 +391,6 @@ impl Relay {
         }
         Ok(ids.len())
     }
-}
-
-/// Renews the relay leader's lease: a statement on its lock session (see [`Relay::lease`]).
-async fn renew(lock: &mut PgConnection) -> Result<(), RelayError> {
-    sqlx::query("SELECT 1")
-        .execute(lock)
-        .await
-        .map(drop)
-        .map_err(RelayError::LeaseLost)
 }
 
 /// Deliveries timed out in a row before the relay's producer is replaced.
@@ -475,8 +422,6 @@ enum RelayError {
     Kafka(rdkafka::error::KafkaError),
     #[error("delivery canceled")]
     Canceled,
-    #[error("the relay's lock session is gone: {0}")]
-    LeaseLost(sqlx::Error),
 }
 
 /// Exponential backoff from 100 ms to 5 s.

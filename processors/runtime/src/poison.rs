@@ -9,7 +9,7 @@ use rdkafka::message::OwnedMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::Handler;
-use crate::internal_events::{BatchFailed, InternalEvent, PartitionsFenced};
+use crate::internal_events::{BatchFailed, InternalEvent};
 use crate::outbox::Backoff;
 use crate::processor::{BatchError, Ctx};
 
@@ -53,15 +53,6 @@ pub(crate) async fn apply<H: Handler>(
         ctx.metrics.health().beat();
         let error = match ctx.apply(batch, received).await {
             Ok(()) => return Outcome::Done,
-            // Rolled back; the partitions are gone now, so the next try applies the rest.
-            Err(BatchError::Fenced(fenced)) => {
-                PartitionsFenced {
-                    processor: H::NAME,
-                    fenced: &fenced,
-                }
-                .emit(&ctx.metrics);
-                continue;
-            }
             Err(error) => error,
         };
         BatchFailed {
@@ -112,14 +103,6 @@ async fn park<H: Handler>(
         ctx.metrics.health().beat();
         match ctx.park(message, &detail).await {
             Ok(()) => return Outcome::Done,
-            Err(BatchError::Fenced(fenced)) => {
-                PartitionsFenced {
-                    processor: H::NAME,
-                    fenced: &fenced,
-                }
-                .emit(&ctx.metrics);
-                return Outcome::Done;
-            }
             Err(error) => {
                 BatchFailed {
                     processor: H::NAME,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, Headers};
-use rdkafka::Message;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -21,7 +20,7 @@ use crate::config::ProcessorConfig;
 use crate::group;
 use crate::handler::Handler;
 use crate::internal_events::{
-    BatchFailed, ConsumerRejoined, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
+    ConsumerRejoined, InternalEvent, KafkaReceiveFailed, OutboxBacklog, TimersFailed,
 };
 use crate::membership::{self, Membership, Watchdog};
 use crate::metrics::{self, Metrics};
@@ -61,17 +60,6 @@ pub(crate) enum BatchError {
     Encode(#[from] EncodeError),
     #[error("handler panicked: {0}")]
     Panicked(String),
-    #[error(transparent)]
-    Fenced(#[from] crate::fencing::Fenced),
-}
-
-impl From<crate::fencing::HoldError> for BatchError {
-    fn from(error: crate::fencing::HoldError) -> Self {
-        match error {
-            crate::fencing::HoldError::Fenced(fenced) => BatchError::Fenced(fenced),
-            crate::fencing::HoldError::Database(error) => BatchError::Database(error),
-        }
-    }
 }
 
 pub(crate) struct Ctx<H> {
@@ -82,8 +70,6 @@ pub(crate) struct Ctx<H> {
     pub(crate) metrics: Metrics,
     pub(crate) wake: Arc<Notify>,
     pub(crate) commits: Arc<CommitTimes>,
-    /// The partitions this instance may apply batches of ([`crate::fencing`]).
-    pub(crate) ownership: Arc<crate::fencing::Ownership>,
 }
 
 /// Starts processor `H` and runs it until `shutdown` resolves; then finishes the batch in
@@ -112,8 +98,7 @@ pub async fn start<H: Handler>(
     let pins = config.registry.pins().map_err(RuntimeError::Config)?;
     let metrics = Metrics::new();
     metrics.announce(H::NAME);
-    let lease = Duration::from_millis(config.session_timeout_ms);
-    let pool = crate::db::connect_processor(&config.database_url, 8, lease).await?;
+    let pool = crate::db::connect(&config.database_url, 8).await?;
     outbox::ensure_tables(&pool).await?;
     handler
         .migrator()
@@ -171,7 +156,6 @@ pub async fn start<H: Handler>(
             commits: commits.clone(),
             metrics: metrics.clone(),
             batch: 1000,
-            lease,
         }
         .run(relay_stop.clone()),
     );
@@ -184,7 +168,6 @@ pub async fn start<H: Handler>(
         metrics: metrics.clone(),
         wake,
         commits,
-        ownership: membership.ownership(),
     });
     let ticker = ctx
         .handler
@@ -257,18 +240,6 @@ async fn consume<H: Handler>(
         let first = tokio::select! {
             () = stop.cancelled() => return,
             message = consumer.recv() => message,
-            () = ctx.ownership.assigned_since() => {
-                if let Err(error) = ctx.claim_assigned().await {
-                    // The first batch from those partitions claims them instead.
-                    BatchFailed {
-                        processor: H::NAME,
-                        error: &error,
-                        messages: 0,
-                    }
-                    .emit(&ctx.metrics);
-                }
-                continue;
-            }
             _ = watch.tick() => {
                 if last_received.elapsed() >= session {
                     watch_membership(ctx, membership, &mut watchdog).await;
@@ -318,11 +289,7 @@ async fn consume<H: Handler>(
             // Not stored: the batch is delivered again after a restart.
             return;
         }
-        // A partition fenced or revoked meanwhile is not stored: its new owner reads it.
-        let applied = batch
-            .iter()
-            .filter(|m| ctx.ownership.applies_to(m.topic(), m.partition()));
-        group::store_applied(&consumer, applied);
+        group::store_applied(&consumer, &batch);
     }
 }
 

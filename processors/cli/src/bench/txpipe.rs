@@ -104,12 +104,7 @@ async fn run(
     let mut config = ProcessorConfig::from_env("txpipe");
     config.group_id = format!("troupe-bench-txpipe-{database}");
     config.kafka = kafka.clone();
-    // The floor of the design: no partition epochs checked (troupe's fencing is its own cost).
-    let ownership = std::sync::Arc::new(troupe_runtime::fencing::Ownership::new(
-        &config.instance,
-        &config.group_id,
-    ));
-    let consumer = group::subscribe(&config, "txpipe", &[input.to_owned()], ownership)?;
+    let consumer = group::subscribe(&config, "txpipe", &[input.to_owned()])?;
 
     // The relay: produces each committed batch, waits for the acknowledgements, deletes.
     let (to_relay, mut batches) = mpsc::channel::<(Vec<i64>, Vec<OutboxRow>)>(16);
