@@ -345,16 +345,7 @@ async fn the_chart_played_as_pods_takes_orders_to_their_outcomes() {
     )
     .await;
     take_down(shipping);
-    must(
-        podman(&[
-            "kube",
-            "play",
-            "--network",
-            "host",
-            &shipping.display().to_string(),
-        ]),
-        "podman kube play (the replacement)",
-    );
+    play(shipping, "podman kube play (the replacement)");
     wait_ready("shipping (replaced)", 29104).await;
     finish(placing).await;
     let snapshot = saga.settle(ORDERS as usize, Duration::from_secs(180)).await;
